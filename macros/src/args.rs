@@ -1,0 +1,227 @@
+//! The arguments of `#[leak_check(...)]` and of the `#[tokio::test(...)]` it replaces.
+
+use proc_macro2::Span;
+use syn::meta::ParseNestedMeta;
+use syn::{LitBool, LitInt, LitStr, Path};
+
+pub(crate) const RUNTIME_KEYS: &str =
+    "`flavor`, `worker_threads`, `start_paused`, `crate`, `unhandled_panic`";
+const ALL_KEYS: &str =
+    "`flavor`, `worker_threads`, `start_paused`, `crate`, `unhandled_panic`, `grace_ms`";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    CurrentThread,
+    MultiThread,
+}
+
+/// A value with the span of the argument that set it, for errors that point at it.
+pub(crate) struct Spanned<T> {
+    pub(crate) value: T,
+    pub(crate) span: Span,
+}
+
+#[derive(Default)]
+pub(crate) struct Args {
+    pub(crate) flavor: Option<Spanned<Flavor>>,
+    pub(crate) worker_threads: Option<Spanned<LitInt>>,
+    pub(crate) start_paused: Option<Spanned<LitBool>>,
+    pub(crate) crate_path: Option<Spanned<Path>>,
+    pub(crate) unhandled_panic: Option<Spanned<LitStr>>,
+    pub(crate) grace_ms: Option<Spanned<LitInt>>,
+}
+
+/// Where a list of arguments was written: leak-check's own, or `#[tokio::test]`'s.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    LeakCheck,
+    TokioTest,
+}
+
+impl Args {
+    /// Parses one argument into `self`; `source` says which attribute it came from, since
+    /// `grace_ms` only belongs to leak-check's own.
+    pub(crate) fn parse(&mut self, meta: ParseNestedMeta<'_>, source: Source) -> syn::Result<()> {
+        let key = meta
+            .path
+            .get_ident()
+            .map(|ident| ident.to_string())
+            .unwrap_or_default();
+        let span = meta
+            .path
+            .get_ident()
+            .map_or_else(Span::call_site, |i| i.span());
+        match key.as_str() {
+            "flavor" => {
+                let lit: LitStr = value(&meta, "flavor = \"multi_thread\"")?;
+                let flavor = match lit.value().as_str() {
+                    "current_thread" => Flavor::CurrentThread,
+                    "multi_thread" => Flavor::MultiThread,
+                    "local" => {
+                        return Err(syn::Error::new(
+                            lit.span(),
+                            "leak-check does not support the `local` flavor; use `flavor = \"current_thread\"` with a `tokio::task::LocalSet` and `leak_check::spawn_local`",
+                        ))
+                    }
+                    other => {
+                        return Err(syn::Error::new(
+                            lit.span(),
+                            format!("unknown runtime flavor `{other}`; write `flavor = \"current_thread\"` or `flavor = \"multi_thread\"`"),
+                        ))
+                    }
+                };
+                set(&mut self.flavor, "flavor", Spanned { value: flavor, span })
+            }
+            "worker_threads" => {
+                let lit: LitInt = value(&meta, "worker_threads = 2")?;
+                lit.base10_parse::<usize>().and_then(|n| {
+                    if n == 0 {
+                        Err(syn::Error::new(lit.span(), "`worker_threads` must be at least 1"))
+                    } else {
+                        Ok(())
+                    }
+                })?;
+                set(&mut self.worker_threads, "worker_threads", Spanned { value: lit, span })
+            }
+            "start_paused" => {
+                let lit: LitBool = value(&meta, "start_paused = true")?;
+                set(&mut self.start_paused, "start_paused", Spanned { value: lit, span })
+            }
+            "crate" => {
+                let lit: LitStr = value(&meta, "crate = \"my_tokio\"")?;
+                let path: Path = lit.parse().map_err(|_| {
+                    syn::Error::new(lit.span(), "`crate` takes the path of the tokio crate, such as `crate = \"my_tokio\"`")
+                })?;
+                set(&mut self.crate_path, "crate", Spanned { value: path, span })
+            }
+            "unhandled_panic" => {
+                let lit: LitStr = value(&meta, "unhandled_panic = \"shutdown_runtime\"")?;
+                if !matches!(lit.value().as_str(), "ignore" | "shutdown_runtime") {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "`unhandled_panic` is `\"ignore\"` or `\"shutdown_runtime\"`",
+                    ));
+                }
+                set(&mut self.unhandled_panic, "unhandled_panic", Spanned { value: lit, span })
+            }
+            "grace_ms" if source == Source::TokioTest => Err(meta.error(
+                "`grace_ms` is leak-check's argument: write it in `#[leak_check(grace_ms = ...)]`",
+            )),
+            "grace_ms" => {
+                let lit: LitInt = value(&meta, "grace_ms = 250")?;
+                lit.base10_parse::<u64>()?;
+                set(&mut self.grace_ms, "grace_ms", Spanned { value: lit, span })
+            }
+            _ if source == Source::TokioTest => Err(meta.error(format!(
+                "leak-check builds this test's runtime and does not know this `#[tokio::test]` argument; it knows {RUNTIME_KEYS}"
+            ))),
+            _ => Err(meta.error(format!("unknown argument; expected one of {ALL_KEYS}"))),
+        }
+    }
+
+    /// Adds the arguments of `#[tokio::test(...)]`; one given in both places is an error.
+    pub(crate) fn merge(&mut self, other: Args) -> syn::Result<()> {
+        merge_one(&mut self.flavor, other.flavor, "flavor")?;
+        merge_one(
+            &mut self.worker_threads,
+            other.worker_threads,
+            "worker_threads",
+        )?;
+        merge_one(&mut self.start_paused, other.start_paused, "start_paused")?;
+        merge_one(&mut self.crate_path, other.crate_path, "crate")?;
+        merge_one(
+            &mut self.unhandled_panic,
+            other.unhandled_panic,
+            "unhandled_panic",
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn flavor(&self) -> Flavor {
+        self.flavor
+            .as_ref()
+            .map_or(Flavor::CurrentThread, |f| f.value)
+    }
+
+    /// The span of the first runtime argument given, if any.
+    pub(crate) fn first_runtime_arg(&self) -> Option<Span> {
+        [
+            self.flavor.as_ref().map(|a| a.span),
+            self.worker_threads.as_ref().map(|a| a.span),
+            self.start_paused.as_ref().map(|a| a.span),
+            self.crate_path.as_ref().map(|a| a.span),
+            self.unhandled_panic.as_ref().map(|a| a.span),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+    }
+
+    /// Rejects combinations tokio would reject.
+    pub(crate) fn validate(&self) -> syn::Result<()> {
+        let multi = self.flavor() == Flavor::MultiThread;
+        if let (false, Some(arg)) = (multi, &self.worker_threads) {
+            return Err(syn::Error::new(
+                arg.span,
+                "`worker_threads` needs the multi-thread runtime: add `flavor = \"multi_thread\"`",
+            ));
+        }
+        if let (true, Some(arg)) = (multi, &self.start_paused) {
+            return Err(syn::Error::new(
+                arg.span,
+                "`start_paused` needs the current-thread runtime: remove `flavor = \"multi_thread\"`",
+            ));
+        }
+        if let (true, Some(arg)) = (multi, &self.unhandled_panic) {
+            return Err(syn::Error::new(
+                arg.span,
+                "`unhandled_panic` needs the current-thread runtime: remove `flavor = \"multi_thread\"`",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn value<T: syn::parse::Parse>(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<T> {
+    let key = meta
+        .path
+        .get_ident()
+        .map(|i| i.to_string())
+        .unwrap_or_default();
+    let stream = meta
+        .value()
+        .map_err(|_| meta.error(format!("`{key}` needs a value: write `{example}`")))?;
+    stream.parse::<T>().map_err(|error| {
+        syn::Error::new(
+            error.span(),
+            format!("`{key}` takes a value like `{example}`"),
+        )
+    })
+}
+
+fn set<T>(slot: &mut Option<Spanned<T>>, key: &str, value: Spanned<T>) -> syn::Result<()> {
+    if slot.is_some() {
+        return Err(syn::Error::new(
+            value.span,
+            format!("`{key}` is given twice; keep one"),
+        ));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn merge_one<T>(
+    slot: &mut Option<Spanned<T>>,
+    other: Option<Spanned<T>>,
+    key: &str,
+) -> syn::Result<()> {
+    let Some(other) = other else { return Ok(()) };
+    if slot.is_some() {
+        return Err(syn::Error::new(
+            other.span,
+            format!("`{key}` is given both in `#[leak_check(...)]` and in `#[tokio::test(...)]`; keep one"),
+        ));
+    }
+    *slot = Some(other);
+    Ok(())
+}

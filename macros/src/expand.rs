@@ -1,0 +1,129 @@
+//! Writes the checked test: the same function, its body handed to `::leak_check::__private`.
+
+use proc_macro2::TokenStream;
+use quote::{quote, ToTokens};
+use syn::{ItemFn, ReturnType, Type};
+
+use crate::args::{Args, Flavor};
+use crate::form::{Form, Test};
+
+pub(crate) fn expand(test: Test, mut function: ItemFn) -> TokenStream {
+    let options = options(&test, &function);
+    let block = &function.block;
+    let output = output_type(&function.sig.output);
+    let body = match test.form {
+        Form::OwnRuntime => {
+            let builder = builder(&test.args);
+            let pinned = pinned_body(block, output.as_ref());
+            quote! {{
+                #pinned
+                ::leak_check::__private::run_test(#builder, #options, __leak_check_body)
+            }}
+        }
+        Form::ForeignRuntime => {
+            let pinned = pinned_body(block, output.as_ref());
+            quote! {{
+                #pinned
+                ::leak_check::__private::check_async(#options, __leak_check_body).await
+            }}
+        }
+        Form::Sync => {
+            let annotation = output.map(|ty| quote!(-> #ty));
+            quote! {{
+                ::leak_check::__private::check_sync(#options, move || #annotation #block)
+            }}
+        }
+    };
+    if matches!(test.form, Form::OwnRuntime) {
+        function.sig.asyncness = None;
+    }
+    let attrs = attributes(&test);
+    let vis = &function.vis;
+    let sig = &function.sig;
+    quote!(#(#attrs)* #vis #sig #body)
+}
+
+/// The kept attributes, with the standard test attribute where the old one stood.
+fn attributes(test: &Test) -> Vec<syn::Attribute> {
+    let mut attrs = test.attrs.clone();
+    if test.needs_test_attr {
+        let at = test.test_attr_at.unwrap_or(0).min(attrs.len());
+        attrs.insert(at, syn::parse_quote!(#[::core::prelude::v1::test]));
+    }
+    attrs
+}
+
+fn options(test: &Test, function: &ItemFn) -> TokenStream {
+    let name = function.sig.ident.to_string();
+    let grace = test.args.grace_ms.as_ref().map(|g| {
+        let lit = &g.value;
+        quote!(.grace_ms(#lit))
+    });
+    let expects_panic = test.expects_panic.then(|| quote!(.expects_panic()));
+    quote! {
+        ::leak_check::__private::Options::new(::core::module_path!(), #name) #grace #expects_panic
+    }
+}
+
+/// The test's return type, when it can be written down (not `impl Trait`).
+fn output_type(output: &ReturnType) -> Option<TokenStream> {
+    match output {
+        ReturnType::Default => Some(quote!(())),
+        ReturnType::Type(_, ty) if contains_impl_trait(ty) => None,
+        ReturnType::Type(_, ty) => Some(quote!(#ty)),
+    }
+}
+
+fn contains_impl_trait(ty: &Type) -> bool {
+    ty.to_token_stream()
+        .into_iter()
+        .any(|token| matches!(&token, proc_macro2::TokenTree::Ident(ident) if ident == "impl"))
+}
+
+/// The body as a pinned future whose output type is fixed, so `?` and `return` in it infer as
+/// they would in the original function (as `#[tokio::test]` does).
+fn pinned_body(block: &syn::Block, output: Option<&TokenStream>) -> TokenStream {
+    let typed = output.map(|ty| {
+        quote! {
+            let __leak_check_body: ::core::pin::Pin<&mut dyn ::core::future::Future<Output = #ty>> =
+                __leak_check_body;
+        }
+    });
+    quote! {
+        let __leak_check_body = async move #block;
+        let __leak_check_body = ::core::pin::pin!(__leak_check_body);
+        #typed
+    }
+}
+
+fn builder(args: &Args) -> TokenStream {
+    let krate = args.crate_path.as_ref().map_or_else(
+        || quote!(::leak_check::__private::tokio),
+        |p| p.value.to_token_stream(),
+    );
+    let new = match args.flavor() {
+        Flavor::CurrentThread => quote!(new_current_thread),
+        Flavor::MultiThread => quote!(new_multi_thread),
+    };
+    let mut calls = Vec::new();
+    if let Some(n) = &args.worker_threads {
+        let n = &n.value;
+        calls.push(quote!(.worker_threads(#n)));
+    }
+    if let Some(paused) = &args.start_paused {
+        let paused = &paused.value;
+        calls.push(quote!(.start_paused(#paused)));
+    }
+    if let Some(policy) = &args.unhandled_panic {
+        let variant = match policy.value.value().as_str() {
+            "shutdown_runtime" => quote!(ShutdownRuntime),
+            _ => quote!(Ignore),
+        };
+        calls.push(quote!(.unhandled_panic(#krate::runtime::UnhandledPanic::#variant)));
+    }
+    quote! {{
+        let mut __leak_check_builder = #krate::runtime::Builder::#new();
+        __leak_check_builder.enable_all() #(#calls)*;
+        __leak_check_builder
+    }}
+}

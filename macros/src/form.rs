@@ -1,0 +1,188 @@
+//! Which of the three forms a checked test takes, read from its signature and attributes.
+
+use syn::spanned::Spanned as _;
+use syn::{Attribute, ItemFn, Meta, Path};
+
+use crate::args::{Args, Source, RUNTIME_KEYS};
+
+/// How the test is run, and so where the check goes.
+pub(crate) enum Form {
+    /// An `async fn`, alone or under `#[tokio::test]`: leak-check builds the runtime.
+    OwnRuntime,
+    /// An `async fn` under another crate's test attribute, which runs the runtime: the check
+    /// goes inside the body.
+    ForeignRuntime,
+    /// A sync test; its tasks run on runtimes that outlive it.
+    Sync,
+}
+
+/// The test as leak-check will rewrite it.
+pub(crate) struct Test {
+    pub(crate) form: Form,
+    pub(crate) args: Args,
+    /// The attributes to keep, in order, with the test attribute (if any) taken out.
+    pub(crate) attrs: Vec<Attribute>,
+    /// Where the test attribute stood, so the generated one takes its place.
+    pub(crate) test_attr_at: Option<usize>,
+    /// Whether to write `#[test]`: not when another crate's test attribute stays.
+    pub(crate) needs_test_attr: bool,
+    pub(crate) expects_panic: bool,
+}
+
+enum TestAttr {
+    Std,
+    Tokio,
+    Foreign,
+}
+
+fn classify(path: &Path) -> Option<TestAttr> {
+    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    match segments
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["test"] => Some(TestAttr::Std),
+        [root, .., "test"] if *root == "core" || *root == "std" => Some(TestAttr::Std),
+        ["tokio", "test"] => Some(TestAttr::Tokio),
+        [_, .., "test"] => Some(TestAttr::Foreign),
+        _ => None,
+    }
+}
+
+fn is_leak_check(path: &Path) -> bool {
+    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    matches!(
+        segments
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
+        ["leak_check"] | ["leak_check", "leak_check"]
+    )
+}
+
+/// Whether `#[tokio::test]` has already expanded this function: it writes the standard test
+/// attribute in full and blocks on the body, and the runtime it builds is gone before a check
+/// after it could look.
+fn is_tokio_expansion(attr: &Attribute, function: &ItemFn) -> bool {
+    let written_in_full = attr.path().leading_colon.is_some() && attr.path().segments.len() == 4;
+    written_in_full
+        && function.sig.asyncness.is_none()
+        && function
+            .block
+            .stmts
+            .iter()
+            .any(|stmt| quote::quote!(#stmt).to_string().contains("block_on"))
+}
+
+pub(crate) fn analyze(mut args: Args, function: &ItemFn) -> syn::Result<Test> {
+    let is_async = function.sig.asyncness.is_some();
+    let mut attrs = Vec::new();
+    let mut found: Option<(TestAttr, Attribute)> = None;
+    let mut test_attr_at = None;
+    let mut expects_panic = false;
+    for attr in &function.attrs {
+        if is_leak_check(attr.path()) {
+            return Err(syn::Error::new(
+                attr.span(),
+                "`#[leak_check]` is given twice; keep one",
+            ));
+        }
+        if attr.path().is_ident("should_panic") {
+            expects_panic = true;
+        }
+        let Some(kind) = classify(attr.path()) else {
+            attrs.push(attr.clone());
+            continue;
+        };
+        if let Some((_, first)) = &found {
+            return Err(syn::Error::new(
+                attr.span(),
+                format!(
+                    "a second test attribute: `#[{}]` already makes this a test; keep only one",
+                    path_text(first.path())
+                ),
+            ));
+        }
+        if matches!(kind, TestAttr::Std) && is_tokio_expansion(attr, function) {
+            return Err(syn::Error::new(
+                proc_macro2::Span::call_site(),
+                "`#[leak_check]` must be written above `#[tokio::test]`: below it, the runtime is dropped (and the test's tasks with it) before leak-check can look",
+            ));
+        }
+        test_attr_at = Some(attrs.len());
+        found = Some((kind, attr.clone()));
+    }
+
+    let form = match (&found, is_async) {
+        (None, true) => Form::OwnRuntime,
+        (Some((TestAttr::Tokio, attr)), true) => {
+            args.merge(tokio_args(attr)?)?;
+            Form::OwnRuntime
+        }
+        (Some((TestAttr::Foreign, _)), true) => Form::ForeignRuntime,
+        (Some((TestAttr::Std, attr)), true) => {
+            return Err(syn::Error::new(
+                attr.span(),
+                "`#[test]` cannot run an `async fn`: remove it and leak-check builds the runtime, or write `#[tokio::test]`",
+            ))
+        }
+        (Some((TestAttr::Tokio, attr)), false) => {
+            return Err(syn::Error::new(
+                attr.span(),
+                "`#[tokio::test]` needs an `async fn`: make the test `async`, or write `#[test]` for a sync test",
+            ))
+        }
+        (None | Some((TestAttr::Std | TestAttr::Foreign, _)), false) => Form::Sync,
+    };
+
+    if let Some(span) = args.first_runtime_arg() {
+        match form {
+            Form::OwnRuntime => {}
+            Form::Sync => {
+                return Err(syn::Error::new(
+                    span,
+                    format!("runtime arguments ({RUNTIME_KEYS}) need an `async fn` test, whose runtime leak-check builds; a sync test runs its tasks on a runtime of its own: remove this argument, or make the test `async`"),
+                ))
+            }
+            Form::ForeignRuntime => {
+                return Err(syn::Error::new(
+                    span,
+                    "another test attribute runs this test's runtime: give runtime arguments to that attribute, not to `#[leak_check]`",
+                ))
+            }
+        }
+    }
+    args.validate()?;
+
+    let needs_test_attr = !matches!(found, Some((TestAttr::Foreign, _)));
+    if !needs_test_attr {
+        // The foreign attribute stays where it was.
+        if let (Some(at), Some((_, attr))) = (test_attr_at, &found) {
+            attrs.insert(at, attr.clone());
+        }
+    }
+    Ok(Test {
+        form,
+        args,
+        attrs,
+        test_attr_at,
+        needs_test_attr,
+        expects_panic,
+    })
+}
+
+fn tokio_args(attr: &Attribute) -> syn::Result<Args> {
+    let mut args = Args::default();
+    if let Meta::List(_) = &attr.meta {
+        attr.parse_nested_meta(|meta| args.parse(meta, Source::TokioTest))?;
+    }
+    Ok(args)
+}
+
+fn path_text(path: &Path) -> String {
+    let text = quote::quote!(#path).to_string();
+    text.replace(' ', "")
+}

@@ -1,0 +1,252 @@
+//! The instrumented spawn family. With the `tracking` feature off, or outside a check, each of
+//! these is the tokio function it stands for; inside a check, the task is recorded with its spawn
+//! site and owner.
+
+use std::borrow::Cow;
+use std::future::Future;
+
+use tokio::runtime::Handle;
+use tokio::task::{AbortHandle, JoinHandle, JoinSet};
+
+#[cfg(feature = "tracking")]
+use crate::{
+    ownership::{self, Registration, Tracked},
+    task::{TaskKind, TaskRecord},
+};
+
+/// Spawns a task, like [`tokio::spawn`], recording where it was spawned.
+///
+/// Inside a [`leak_check`](crate::leak_check) test the task belongs to that test, and so does
+/// every task it spawns in turn.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let handle = leak_check::spawn(async { 1 + 1 });
+/// assert_eq!(handle.await.unwrap(), 2);
+/// # }
+/// ```
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Builder::new().spawn(future)
+}
+
+/// Spawns a task onto the runtime behind `handle`, like [`Handle::spawn`].
+///
+/// ```
+/// let runtime = tokio::runtime::Runtime::new().unwrap();
+/// let handle = leak_check::spawn_on(async { "done" }, runtime.handle());
+/// assert_eq!(runtime.block_on(handle).unwrap(), "done");
+/// ```
+#[track_caller]
+pub fn spawn_on<F>(future: F, handle: &Handle) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Builder::new().spawn_on(future, handle)
+}
+
+/// Runs a blocking closure on tokio's blocking pool, like [`tokio::task::spawn_blocking`].
+///
+/// Tasks spawned from inside the closure belong to the same test.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let sum = leak_check::spawn_blocking(|| (1..=10).sum::<u32>()).await.unwrap();
+/// assert_eq!(sum, 55);
+/// # }
+/// ```
+#[track_caller]
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    Builder::new().spawn_blocking(f)
+}
+
+/// Spawns a `!Send` task on the current [`tokio::task::LocalSet`], like
+/// [`tokio::task::spawn_local`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let local = tokio::task::LocalSet::new();
+/// let value = local
+///     .run_until(async { leak_check::spawn_local(async { std::rc::Rc::new(5) }).await.unwrap() })
+///     .await;
+/// assert_eq!(*value, 5);
+/// # }
+/// ```
+#[track_caller]
+pub fn spawn_local<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    Builder::new().spawn_local(future)
+}
+
+/// Spawns a task into a [`JoinSet`], like [`JoinSet::spawn`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let mut set = tokio::task::JoinSet::new();
+/// leak_check::spawn_in(&mut set, async { 7 });
+/// assert_eq!(set.join_next().await.unwrap().unwrap(), 7);
+/// # }
+/// ```
+#[track_caller]
+pub fn spawn_in<T, F>(set: &mut JoinSet<T>, future: F) -> AbortHandle
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new().spawn_in(set, future)
+}
+
+/// Spawns tasks with options, such as a name that the leak report shows.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let handle = leak_check::Builder::new().name("flusher").spawn(async { 3 });
+/// assert_eq!(handle.await.unwrap(), 3);
+/// # }
+/// ```
+#[derive(Debug, Default, Clone)]
+#[must_use = "a Builder does nothing until one of its spawn methods is called"]
+pub struct Builder {
+    #[cfg_attr(not(feature = "tracking"), allow(dead_code))]
+    name: Option<Cow<'static, str>>,
+}
+
+impl Builder {
+    /// A builder with no options set.
+    pub fn new() -> Self {
+        Builder::default()
+    }
+
+    /// Names the task; the leak report shows the name beside the spawn site.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Spawns like [`spawn`].
+    #[track_caller]
+    pub fn spawn<F>(self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        #[cfg(feature = "tracking")]
+        if let Some(registration) = self.register(TaskKind::Async) {
+            let record = registration.record.clone();
+            let handle = tokio::spawn(Tracked::new(future, registration));
+            record.set_abort_handle(handle.abort_handle());
+            return handle;
+        }
+        tokio::spawn(future)
+    }
+
+    /// Spawns like [`spawn_on`].
+    #[track_caller]
+    pub fn spawn_on<F>(self, future: F, handle: &Handle) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        #[cfg(feature = "tracking")]
+        if let Some(registration) = self.register(TaskKind::Async) {
+            let record = registration.record.clone();
+            let join = handle.spawn(Tracked::new(future, registration));
+            record.set_abort_handle(join.abort_handle());
+            return join;
+        }
+        handle.spawn(future)
+    }
+
+    /// Spawns like [`spawn_blocking`].
+    #[track_caller]
+    pub fn spawn_blocking<F, R>(self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        #[cfg(feature = "tracking")]
+        if let Some(registration) = self.register(TaskKind::Blocking) {
+            let record = registration.record.clone();
+            let join =
+                tokio::task::spawn_blocking(move || ownership::run_blocking(registration, f));
+            record.set_abort_handle(join.abort_handle());
+            return join;
+        }
+        tokio::task::spawn_blocking(f)
+    }
+
+    /// Spawns a blocking closure onto the runtime behind `handle`, like
+    /// [`Handle::spawn_blocking`].
+    #[track_caller]
+    pub fn spawn_blocking_on<F, R>(self, f: F, handle: &Handle) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        #[cfg(feature = "tracking")]
+        if let Some(registration) = self.register(TaskKind::Blocking) {
+            let record = registration.record.clone();
+            let join = handle.spawn_blocking(move || ownership::run_blocking(registration, f));
+            record.set_abort_handle(join.abort_handle());
+            return join;
+        }
+        handle.spawn_blocking(f)
+    }
+
+    /// Spawns like [`spawn_local`].
+    #[track_caller]
+    pub fn spawn_local<F>(self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        #[cfg(feature = "tracking")]
+        if let Some(registration) = self.register(TaskKind::Local) {
+            let record = registration.record.clone();
+            let join = tokio::task::spawn_local(Tracked::new(future, registration));
+            record.set_abort_handle(join.abort_handle());
+            return join;
+        }
+        tokio::task::spawn_local(future)
+    }
+
+    /// Spawns like [`spawn_in`].
+    #[track_caller]
+    pub fn spawn_in<T, F>(self, set: &mut JoinSet<T>, future: F) -> AbortHandle
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        #[cfg(feature = "tracking")]
+        if let Some(registration) = self.register(TaskKind::Async) {
+            let record = registration.record.clone();
+            let abort = set.spawn(Tracked::new(future, registration));
+            record.set_abort_handle(abort.clone());
+            return abort;
+        }
+        set.spawn(future)
+    }
+
+    /// Records a task about to be spawned here, if a check owns this place.
+    #[cfg(feature = "tracking")]
+    #[track_caller]
+    fn register(self, kind: TaskKind) -> Option<Registration> {
+        let owner = ownership::current()?;
+        let site = std::panic::Location::caller();
+        Some(Registration::new(TaskRecord::new(
+            owner, site, self.name, kind,
+        )))
+    }
+}
