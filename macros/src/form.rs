@@ -1,6 +1,5 @@
 //! Which of the three forms a checked test takes, read from its signature and attributes.
 
-use syn::spanned::Spanned as _;
 use syn::{Attribute, ItemFn, Meta, Path};
 
 use crate::args::{Args, Source, RUNTIME_KEYS};
@@ -12,7 +11,7 @@ pub(crate) enum Form {
     /// An `async fn` under another crate's test attribute, which runs the runtime: the check
     /// goes inside the body.
     ForeignRuntime,
-    /// A sync test; its tasks run on runtimes that outlive it.
+    /// A sync test (or a checked sync helper); its tasks run on runtimes that outlive it.
     Sync,
 }
 
@@ -85,8 +84,8 @@ pub(crate) fn analyze(mut args: Args, function: &ItemFn) -> syn::Result<Test> {
     let mut expects_panic = false;
     for attr in &function.attrs {
         if is_leak_check(attr.path()) {
-            return Err(syn::Error::new(
-                attr.span(),
+            return Err(syn::Error::new_spanned(
+                attr,
                 "`#[leak_check]` is given twice; keep one",
             ));
         }
@@ -98,8 +97,8 @@ pub(crate) fn analyze(mut args: Args, function: &ItemFn) -> syn::Result<Test> {
             continue;
         };
         if let Some((_, first)) = &found {
-            return Err(syn::Error::new(
-                attr.span(),
+            return Err(syn::Error::new_spanned(
+                attr,
                 format!(
                     "a second test attribute: `#[{}]` already makes this a test; keep only one",
                     path_text(first.path())
@@ -124,14 +123,14 @@ pub(crate) fn analyze(mut args: Args, function: &ItemFn) -> syn::Result<Test> {
         }
         (Some((TestAttr::Foreign, _)), true) => Form::ForeignRuntime,
         (Some((TestAttr::Std, attr)), true) => {
-            return Err(syn::Error::new(
-                attr.span(),
+            return Err(syn::Error::new_spanned(
+                attr,
                 "`#[test]` cannot run an `async fn`: remove it and leak-check builds the runtime, or write `#[tokio::test]`",
             ))
         }
         (Some((TestAttr::Tokio, attr)), false) => {
-            return Err(syn::Error::new(
-                attr.span(),
+            return Err(syn::Error::new_spanned(
+                attr,
                 "`#[tokio::test]` needs an `async fn`: make the test `async`, or write `#[test]` for a sync test",
             ))
         }
@@ -157,7 +156,13 @@ pub(crate) fn analyze(mut args: Args, function: &ItemFn) -> syn::Result<Test> {
     }
     args.validate()?;
 
-    let needs_test_attr = !matches!(found, Some((TestAttr::Foreign, _)));
+    // A sync fn with no test attribute is either under a `#[test]` that has already expanded
+    // (written above `#[leak_check]`) or a checked helper: adding `#[test]` would be wrong in both.
+    let needs_test_attr = match &found {
+        Some((TestAttr::Foreign, _)) => false,
+        None => is_async,
+        Some(_) => true,
+    };
     if !needs_test_attr {
         // The foreign attribute stays where it was.
         if let (Some(at), Some((_, attr))) = (test_attr_at, &found) {

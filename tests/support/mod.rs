@@ -1,0 +1,76 @@
+//! Runs this test binary again on one `#[ignore]`d target test, to prove that a leaking test
+//! really fails, and says where the report should point.
+#![allow(dead_code)] // each test crate uses part of this
+
+use std::process::Command;
+
+/// What one run of an ignored target printed, and whether it passed.
+pub struct Run {
+    pub passed: bool,
+    pub output: String,
+}
+
+/// Runs this test binary with `args` (a filter and libtest flags) and `envs`.
+pub fn run_tests(args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(std::env::current_exe().expect("the test binary's path"));
+    command.arg("--nocapture").args(args);
+    command
+        .env("RUST_BACKTRACE", "0")
+        .env_remove("LEAK_CHECK_GRACE_MS");
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let out = command.output().expect("the test binary runs");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !output.contains("running 0 tests"),
+        "`{args:?}` matched no test:\n{output}"
+    );
+    Run {
+        passed: out.status.success(),
+        output,
+    }
+}
+
+/// Runs the one ignored test `name` and asserts that it failed.
+pub fn expect_failure(name: &str) -> String {
+    let run = run_tests(&["--ignored", "--exact", name], &[]);
+    assert!(!run.passed, "`{name}` should have failed:\n{}", run.output);
+    assert!(
+        run.output.contains("1 failed"),
+        "`{name}` did not run:\n{}",
+        run.output
+    );
+    run.output
+}
+
+/// The `file:line:col` of a spawn in `source` (a test file under `tests/`), found by the marker
+/// comment `// site(label): callee` at the end of its line; the column is where `callee` starts,
+/// which is where Rust's `#[track_caller]` locations point.
+pub fn site(file: &str, source: &str, label: &str) -> String {
+    let marker = format!("// site({label}): ");
+    let (index, line) = source
+        .lines()
+        .enumerate()
+        .find(|(_, line)| line.contains(&marker))
+        .unwrap_or_else(|| panic!("no marker `{marker}` in {file}"));
+    let callee = line[line.find(&marker).unwrap() + marker.len()..].trim();
+    let column = line
+        .find(callee)
+        .unwrap_or_else(|| panic!("`{callee}` is not on the line of `{marker}`"));
+    format!("{file}:{}:{}", index + 1, column + 1)
+}
+
+/// Asserts that the report in `output` lists `count` tasks spawned at `site`.
+pub fn assert_reports(output: &str, count: usize, site: &str) {
+    let noun = if count == 1 { "task" } else { "tasks" };
+    let expected = format!("{count} {noun} spawned at {site}");
+    assert!(
+        output.contains(&expected),
+        "expected `{expected}` in the report:\n{output}"
+    );
+}

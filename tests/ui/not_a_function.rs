@@ -1,0 +1,6 @@
+use leak_check::leak_check;
+
+#[leak_check]
+struct Server;
+
+fn main() {}
