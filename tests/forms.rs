@@ -151,7 +151,8 @@ fn sync_returning_result() -> Result<(), String> {
 #[test]
 #[ignore = "leaks on purpose; run by sync_leak_is_reported"]
 fn leak_sync_on_shared_runtime() {
-    leak_check::spawn_on(std::future::pending::<()>(), SHARED.handle()); // site(sync): leak_check::spawn_on
+    // site(sync): leak_check::spawn_on
+    leak_check::spawn_on(std::future::pending::<()>(), SHARED.handle());
 }
 
 #[test]
@@ -189,7 +190,8 @@ fn report_names_the_test_by_its_path() {
 #[should_panic(expected = "expected failure")]
 #[ignore = "leaks on purpose; run by should_panic_cannot_hide_a_leak"]
 async fn leak_in_should_panic() {
-    leak_check::spawn(std::future::pending::<()>()); // site(should_panic): leak_check::spawn
+    // site(should_panic): leak_check::spawn
+    leak_check::spawn(std::future::pending::<()>());
     panic!("expected failure");
 }
 

@@ -21,8 +21,8 @@ fn site_of(label: &str) -> String {
 // --- A worker on a channel that is never closed -------------------------------------------
 
 fn start_worker(mut rx: mpsc::Receiver<u32>) -> tokio::task::JoinHandle<u32> {
+    // site(channel_worker): leak_check::spawn
     leak_check::spawn(async move {
-        // site(channel_worker): leak_check::spawn
         let mut sum = 0;
         while let Some(n) = rx.recv().await {
             sum += n;
@@ -63,8 +63,8 @@ fn channel_worker_is_reported() {
 // --- A select! loop without a cancellation branch ------------------------------------------
 
 fn start_poller(stop: Option<CancellationToken>) -> tokio::task::JoinHandle<()> {
+    // site(select_loop): leak_check::spawn
     leak_check::spawn(async move {
-        // site(select_loop): leak_check::spawn
         let stop = stop.unwrap_or_default();
         let (_keep, mut events) = mpsc::channel::<u32>(1);
         loop {
@@ -108,8 +108,8 @@ fn select_loop_is_reported() {
 #[tokio::test]
 #[ignore = "leaks on purpose; run by interval_loop_is_reported"]
 async fn leak_interval_loop() {
+    // site(interval): spawn
     leak_check::Builder::new().name("ticker").spawn(async {
-        // site(interval): spawn
         let mut interval = tokio::time::interval(Duration::from_millis(10));
         loop {
             interval.tick().await;
@@ -148,10 +148,10 @@ fn interval_loop_is_reported() {
 // --- A child that outlives its parent ------------------------------------------------------
 
 fn spawn_parent(child_stops: Arc<Notify>) -> tokio::task::JoinHandle<()> {
+    // site(parent): leak_check::spawn
     leak_check::spawn(async move {
-        // site(parent): leak_check::spawn
+        // site(child): leak_check::spawn
         leak_check::spawn(async move {
-            // site(child): leak_check::spawn
             child_stops.notified().await;
         });
     })
@@ -188,8 +188,8 @@ fn orphaned_child_is_reported() {
 
 async fn first_of_two(abort_loser: bool) {
     let fast = leak_check::spawn(async { 1 });
+    // site(loser): leak_check::spawn
     let slow = leak_check::spawn(async {
-        // site(loser): leak_check::spawn
         tokio::time::sleep(Duration::from_secs(3600)).await;
         2
     });
@@ -245,8 +245,8 @@ impl Service {
         let shared = Arc::new(Shared { stop: stop.clone() });
         let strong = (!worker_holds_weak).then(|| shared.clone());
         let weak: Weak<Shared> = Arc::downgrade(&shared);
+        // site(arc_cycle): leak_check::spawn
         leak_check::spawn(async move {
-            // site(arc_cycle): leak_check::spawn
             let _keeps_alive = strong;
             let _observes = weak;
             stop.notified().await;
@@ -281,8 +281,8 @@ fn arc_held_by_worker_is_reported() {
 // --- A stuck spawn_blocking ----------------------------------------------------------------
 
 fn start_blocking(stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    // site(blocking): leak_check::spawn_blocking
     leak_check::spawn_blocking(move || {
-        // site(blocking): leak_check::spawn_blocking
         while !stop.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -355,7 +355,8 @@ fn plain_tokio_spawn_is_counted() {
 #[tokio::test]
 #[ignore = "leaks on purpose; run by panicking_body_keeps_its_message"]
 async fn leak_and_panic() {
-    leak_check::spawn(std::future::pending::<()>()); // site(panic): leak_check::spawn
+    // site(panic): leak_check::spawn
+    leak_check::spawn(std::future::pending::<()>());
     panic!("the body's own message");
 }
 

@@ -33,9 +33,10 @@ static SHARED: Lazy<Runtime> = Lazy::new(|| {
 #[tokio::test]
 #[ignore = "leaks on purpose; run by spawns_inside_blocking_closures_belong_to_the_test"]
 async fn leak_from_blocking_closure() {
+    // site(blocking_parent): leak_check::spawn_blocking
     leak_check::spawn_blocking(|| {
-        // site(blocking_parent): leak_check::spawn_blocking
-        leak_check::spawn_on(std::future::pending::<()>(), SHARED.handle()); // site(from_blocking): leak_check::spawn_on
+        // site(from_blocking): leak_check::spawn_on
+        leak_check::spawn_on(std::future::pending::<()>(), SHARED.handle());
     })
     .await
     .unwrap();
@@ -57,13 +58,15 @@ fn spawns_inside_blocking_closures_belong_to_the_test() {
 #[ignore = "leaks on purpose; run by join_set_and_local_set_tasks_are_tracked"]
 async fn leak_join_set_and_local_set() {
     let mut set = JoinSet::new();
-    leak_check::spawn_in(&mut set, std::future::pending::<()>()); // site(join_set): leak_check::spawn_in
+    // site(join_set): leak_check::spawn_in
+    leak_check::spawn_in(&mut set, std::future::pending::<()>());
     std::mem::forget(set);
     let local = LocalSet::new();
     local
         .run_until(async {
             let (_keep, rx) = tokio::sync::oneshot::channel::<()>();
-            leak_check::spawn_local(rx); // site(local): leak_check::spawn_local
+            // site(local): leak_check::spawn_local
+            leak_check::spawn_local(rx);
             std::mem::forget(_keep);
         })
         .await;
@@ -123,8 +126,8 @@ fn tasks_spawned_outside_any_check_are_not_counted() {
 fn slow_to_stop(delay: Duration) -> CancellationToken {
     let stop = CancellationToken::new();
     let token = stop.clone();
+    // site(slow): leak_check::spawn
     leak_check::spawn(async move {
-        // site(slow): leak_check::spawn
         token.cancelled().await;
         tokio::time::sleep(delay).await;
     });
@@ -242,7 +245,8 @@ shared_runtime_tests!(
 #[ignore = "leaks on purpose; run by only_the_leaking_parallel_test_fails"]
 fn shared_rt_leaky() {
     busy_clean_test(8);
-    leak_check::spawn_on(std::future::pending::<()>(), SHARED.handle()); // site(parallel): leak_check::spawn_on
+    // site(parallel): leak_check::spawn_on
+    leak_check::spawn_on(std::future::pending::<()>(), SHARED.handle());
 }
 
 #[test]

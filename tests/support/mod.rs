@@ -49,20 +49,21 @@ pub fn expect_failure(name: &str) -> String {
 }
 
 /// The `file:line:col` of a spawn in `source` (a test file under `tests/`), found by the marker
-/// comment `// site(label): callee` at the end of its line; the column is where `callee` starts,
-/// which is where Rust's `#[track_caller]` locations point.
+/// comment `// site(label): callee` on the line just above it; the column is where `callee`
+/// starts, which is where Rust's `#[track_caller]` locations point.
 pub fn site(file: &str, source: &str, label: &str) -> String {
     let marker = format!("// site({label}): ");
-    let (index, line) = source
-        .lines()
-        .enumerate()
-        .find(|(_, line)| line.contains(&marker))
+    let lines: Vec<&str> = source.lines().collect();
+    let at = lines
+        .iter()
+        .position(|line| line.trim_start().starts_with(&marker))
         .unwrap_or_else(|| panic!("no marker `{marker}` in {file}"));
-    let callee = line[line.find(&marker).unwrap() + marker.len()..].trim();
+    let callee = lines[at].trim_start()[marker.len()..].trim();
+    let line = lines.get(at + 1).copied().unwrap_or_default();
     let column = line
         .find(callee)
-        .unwrap_or_else(|| panic!("`{callee}` is not on the line of `{marker}`"));
-    format!("{file}:{}:{}", index + 1, column + 1)
+        .unwrap_or_else(|| panic!("`{callee}` is not on the line below `{marker}`"));
+    format!("{file}:{}:{}", at + 2, column + 1)
 }
 
 /// Asserts that the report in `output` lists `count` tasks spawned at `site`.
