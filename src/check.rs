@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use tokio::runtime::{Handle, RuntimeMetrics};
 
 use crate::ownership::Owner;
-use crate::registry::{CheckCore, LiveCounts};
+use crate::registry::CheckCore;
 use crate::report::{LeakReport, Straggler};
-use crate::task::TaskKind;
+use crate::task::{TaskKind, TaskRecord};
 use crate::wait::Until;
 
 /// How often tokio's alive-task count is re-read while settling; it cannot wake anyone.
@@ -28,16 +28,6 @@ pub(crate) struct Check {
 struct RuntimeCount {
     metrics: RuntimeMetrics,
     baseline: usize,
-}
-
-impl RuntimeCount {
-    /// Alive tasks that leak-check did not spawn. Tracked tasks of this check that run on another
-    /// runtime are subtracted too, which can only hide an untracked task, never invent one.
-    fn untracked(&self, live: LiveCounts) -> usize {
-        self.metrics
-            .num_alive_tasks()
-            .saturating_sub(self.baseline + live.runtime_tasks)
-    }
 }
 
 impl Check {
@@ -63,15 +53,21 @@ impl Check {
         Owner::Body(self.core.clone())
     }
 
-    fn untracked(&self, live: LiveCounts) -> usize {
-        self.runtime
-            .as_ref()
-            .map_or(0, |count| count.untracked(live))
+    /// Alive tasks of the test's own runtime not spawned through leak-check, given how many of
+    /// the tracked ones run as runtime tasks (not blocking, not local). Tracked tasks of this
+    /// check that run on another runtime are subtracted too, which can only hide an untracked
+    /// task, never invent one.
+    fn untracked(&self, tracked_runtime_tasks: usize) -> usize {
+        self.runtime.as_ref().map_or(0, |count| {
+            count
+                .metrics
+                .num_alive_tasks()
+                .saturating_sub(count.baseline + tracked_runtime_tasks)
+        })
     }
 
     fn is_clean(&self) -> bool {
-        let live = self.core.live_counts();
-        live.all == 0 && self.untracked(live) == 0
+        self.core.live() == 0 && self.untracked(0) == 0
     }
 
     /// Call when the body has returned or panicked. Returns the report if tasks leaked, after
@@ -82,19 +78,18 @@ impl Check {
         }
         let body_ended = Instant::now();
         for record in self.core.snapshot() {
-            record.probe.mark();
+            record.mark();
         }
+        let starved = || {
+            self.core
+                .snapshot()
+                .iter()
+                .any(|record| record.starved_since(body_ended))
+        };
+        let deadline = body_ended + self.grace;
+        let hard_deadline = deadline + (self.grace * 4).max(Duration::from_secs(1));
         let settled = self
-            .until(
-                || self.is_clean(),
-                || {
-                    self.core.snapshot().iter().any(|record| {
-                        record.kind != TaskKind::Blocking && record.probe.starved_since(body_ended)
-                    })
-                },
-                body_ended + self.grace,
-                body_ended + self.grace + (self.grace * 4).max(Duration::from_secs(1)),
-            )
+            .until(0, || self.is_clean(), starved, deadline, hard_deadline)
             .await;
         if settled {
             return None;
@@ -104,22 +99,28 @@ impl Check {
             return None;
         }
         let stragglers = self.core.snapshot();
+        let blocking = count_kind(&stragglers, TaskKind::Blocking);
         for record in &stragglers {
             record.abort();
         }
         drop(stragglers);
+        // Running blocking closures cannot be aborted: wait for the rest to be dropped.
         let abort_deadline = Instant::now() + DROP_TIMEOUT;
-        let only_blocking_left = || {
-            let live = self.core.live_counts();
-            live.all == live.blocking
-        };
-        self.until(only_blocking_left, || false, abort_deadline, abort_deadline)
-            .await;
+        let only_blocking_left = || self.core.live() <= blocking;
+        self.until(
+            blocking,
+            only_blocking_left,
+            || false,
+            abort_deadline,
+            abort_deadline,
+        )
+        .await;
         Some(report)
     }
 
     fn until<'a>(
         &'a self,
+        live_target: usize,
         done: impl FnMut() -> bool + Unpin + 'a,
         may_extend: impl FnMut() -> bool + Unpin + 'a,
         deadline: Instant,
@@ -129,7 +130,7 @@ impl Check {
         Until {
             done,
             may_extend,
-            register: Box::new(move |waker| core.set_waker(waker)),
+            register: Box::new(move |waker| core.wake_when_at_most(live_target, waker)),
             deadline,
             hard_deadline,
             recheck_every: self.runtime.as_ref().map(|_| RECOUNT_EVERY),
@@ -139,19 +140,20 @@ impl Check {
 
     fn report(&self, body_ended: Instant) -> LeakReport {
         let now = Instant::now();
-        let stragglers: Vec<Straggler> = self
-            .core
-            .snapshot()
+        let records = self.core.snapshot();
+        let stragglers: Vec<Straggler> = records
             .iter()
             .map(|record| Straggler::describe(record, now))
             .collect();
+        let tracked_runtime_tasks = count_kind(&records, TaskKind::Async);
+        drop(records);
         // tokio's count is not strongly consistent across workers: take the least of a few reads.
         let untracked = (0..3)
             .map(|attempt| {
                 if attempt > 0 {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                self.untracked(self.core.live_counts())
+                self.untracked(tracked_runtime_tasks)
             })
             .min()
             .unwrap_or(0);
@@ -162,4 +164,8 @@ impl Check {
             untracked,
         }
     }
+}
+
+fn count_kind(records: &[Arc<TaskRecord>], kind: TaskKind) -> usize {
+    records.iter().filter(|record| record.kind == kind).count()
 }

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use crate::registry::{CheckCore, Slot};
+use crate::registry::CheckCore;
 use crate::task::TaskRecord;
 
 #[derive(Clone)]
@@ -23,14 +23,14 @@ thread_local! {
     static CURRENT: Cell<Option<Owner>> = const { Cell::new(None) };
 }
 
-/// The owner of whatever is spawned here and now, if a check is active.
-pub(crate) fn current() -> Option<Owner> {
+/// Calls `f` with the owner of whatever is spawned here and now, if a check is active.
+pub(crate) fn with_current<R>(f: impl FnOnce(&Owner) -> R) -> Option<R> {
     CURRENT
         .try_with(|cell| {
-            let owner = cell.take();
-            let copy = owner.clone();
-            cell.set(owner);
-            copy
+            let owner = cell.take()?;
+            let result = f(&owner);
+            cell.set(Some(owner));
+            Some(result)
         })
         .ok()
         .flatten()
@@ -56,45 +56,46 @@ impl Drop for Entered {
     }
 }
 
-/// A tracked task's place in its check's registry; dropping it (the task finished, was aborted,
-/// or its runtime shut down) takes the task off the registry.
+/// A tracked task's entry in its check; dropping it (the task finished, was aborted, or its
+/// runtime shut down) counts the task as finished.
 pub(crate) struct Registration {
     pub(crate) record: Arc<TaskRecord>,
-    slot: Slot,
 }
 
 impl Registration {
     pub(crate) fn new(record: TaskRecord) -> Self {
         let record = Arc::new(record);
-        let slot = record.check.register(record.clone());
-        Registration { record, slot }
+        record.check.register(&record);
+        Registration { record }
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.record.check.unregister(self.slot);
+        self.record.check.finish(&self.record);
     }
 }
 
 pin_project_lite::pin_project! {
     /// A tracked task's future: polls the user's future with the task as the current owner and
-    /// with a waker that records wakes.
+    /// with the task's record as its waker. Fields drop in order: the user's future is gone
+    /// before the task counts as finished.
     pub(crate) struct Tracked<F> {
+        // `None` once aborted: the task is then an empty shell until its runtime drops it.
         #[pin]
-        inner: F,
-        probe_waker: Waker,
-        registration: Registration,
+        inner: Option<F>,
+        record_waker: Waker,
+        registration: Option<Registration>,
     }
 }
 
 impl<F> Tracked<F> {
     pub(crate) fn new(inner: F, registration: Registration) -> Self {
-        let probe_waker = Waker::from(registration.record.probe.clone());
+        let record_waker = Waker::from(registration.record.clone());
         Tracked {
-            inner,
-            probe_waker,
-            registration,
+            inner: Some(inner),
+            record_waker,
+            registration: Some(registration),
         }
     }
 }
@@ -103,18 +104,33 @@ impl<F: Future> Future for Tracked<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let record = &this.registration.record;
-        record.probe.poll_started(cx.waker());
-        let _owner = enter(Owner::Task(record.clone()));
-        let result = this.inner.poll(&mut Context::from_waker(this.probe_waker));
-        record.probe.poll_ended(result.is_pending());
+        let mut this = self.project();
+        let Some(registration) = this.registration.as_ref() else {
+            return Poll::Pending;
+        };
+        if registration.record.abort_requested() {
+            // Drop the user's future here and now, then count the task as finished.
+            this.inner.set(None);
+            *this.registration = None;
+            return Poll::Pending;
+        }
+        let record = &registration.record;
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            return Poll::Pending;
+        };
+        record.poll_started(cx.waker());
+        let result = {
+            let _owner = enter(Owner::Task(record.clone()));
+            inner.poll(&mut Context::from_waker(this.record_waker))
+        };
+        record.poll_ended(result.is_pending());
         result
     }
 }
 
 /// Runs a blocking closure as a tracked task: spawns made inside it belong to the same check.
 pub(crate) fn run_blocking<R>(registration: Registration, f: impl FnOnce() -> R) -> R {
+    registration.record.closure_started();
     let _owner = enter(Owner::Task(registration.record.clone()));
     let result = f();
     drop(registration);

@@ -1,15 +1,18 @@
-//! The live tasks of one check, kept in a few independently locked shards so that workers
-//! spawning at once rarely meet, and no lock is shared between checks.
+//! The tasks of one check, kept so that the spawn path touches only memory of its own thread.
+//!
+//! Each shard (one per thread, by a thread's hint) holds weak references to the records spawned
+//! there and two monotonic counters: tasks spawned by its threads, tasks finished on its threads.
+//! A finishing task never touches the spawner's shard; finished records are swept out by later
+//! spawns, amortized. Nothing here is shared between checks.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::task::Waker;
 
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
-use slab::Slab;
 
-use crate::task::{TaskKind, TaskRecord};
+use crate::task::TaskRecord;
 
 static SHARD_COUNT: Lazy<usize> = Lazy::new(|| {
     let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
@@ -22,18 +25,28 @@ thread_local! {
     static THREAD_HINT: usize = NEXT_THREAD_HINT.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Keeps each shard's lock on its own cache line.
-#[repr(align(128))]
-struct Shard(Mutex<Slab<Arc<TaskRecord>>>);
-
-/// Where a task sits in its check's registry.
-#[derive(Clone, Copy)]
-pub(crate) struct Slot {
-    shard: usize,
-    key: usize,
+fn thread_hint() -> usize {
+    THREAD_HINT.try_with(|hint| *hint).unwrap_or(0)
 }
 
-/// The shared heart of one check: its live tasks and the waker of whoever waits for them.
+/// A shard's list is swept when it reaches this many entries, or twice its size after the last
+/// sweep, whichever is more.
+const MIN_SWEEP_AT: usize = 64;
+
+/// Keeps each shard on its own cache lines.
+#[repr(align(128))]
+struct Shard {
+    records: Mutex<Records>,
+    spawned: AtomicU64,
+    finished: AtomicU64,
+}
+
+struct Records {
+    list: Vec<Weak<TaskRecord>>,
+    sweep_at: usize,
+}
+
+/// The shared heart of one check: its tasks and the waker of whoever waits for them.
 pub(crate) struct CheckCore {
     shards: Box<[Shard]>,
     waiter: Waiter,
@@ -43,91 +56,111 @@ impl CheckCore {
     pub(crate) fn new() -> Self {
         CheckCore {
             shards: (0..*SHARD_COUNT)
-                .map(|_| Shard(Mutex::new(Slab::new())))
+                .map(|_| Shard {
+                    records: Mutex::new(Records {
+                        list: Vec::new(),
+                        sweep_at: MIN_SWEEP_AT,
+                    }),
+                    spawned: AtomicU64::new(0),
+                    finished: AtomicU64::new(0),
+                })
                 .collect(),
             waiter: Waiter::default(),
         }
     }
 
-    pub(crate) fn register(&self, record: Arc<TaskRecord>) -> Slot {
-        let shard = THREAD_HINT.try_with(|hint| *hint).unwrap_or(0) % self.shards.len();
-        let key = self.shards[shard].0.lock().insert(record);
-        Slot { shard, key }
+    fn my_shard(&self) -> &Shard {
+        &self.shards[thread_hint() % self.shards.len()]
     }
 
-    pub(crate) fn unregister(&self, slot: Slot) {
-        let (record, now_empty) = {
-            let mut shard = self.shards[slot.shard].0.lock();
-            let record = shard.try_remove(slot.key);
-            (record, shard.is_empty())
-        };
-        // Dropped outside the lock: it may release a parent chain or a task's memory.
-        drop(record);
-        if now_empty {
-            self.waiter.notify();
-        }
-    }
-
-    /// Counts live tasks: all of them, and those running as tasks of a runtime (not in the
-    /// blocking pool or a `LocalSet`), which tokio's `num_alive_tasks` also counts.
-    pub(crate) fn live_counts(&self) -> LiveCounts {
-        let mut counts = LiveCounts::default();
-        for shard in self.shards.iter() {
-            let shard = shard.0.lock();
-            counts.all += shard.len();
-            for (_, record) in shard.iter() {
-                match record.kind {
-                    TaskKind::Async => counts.runtime_tasks += 1,
-                    TaskKind::Blocking => counts.blocking += 1,
-                    TaskKind::Local => {}
-                }
+    /// Called before the task can run, so that it is counted before it can finish.
+    pub(crate) fn register(&self, record: &Arc<TaskRecord>) {
+        let shard = self.my_shard();
+        {
+            let mut records = shard.records.lock();
+            if records.list.len() >= records.sweep_at {
+                records.list.retain(|weak| weak.strong_count() > 0);
+                records.sweep_at = (records.list.len() * 2).max(MIN_SWEEP_AT);
             }
+            records.list.push(Arc::downgrade(record));
         }
-        counts
+        shard.spawned.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Called once the task's future or closure is gone.
+    pub(crate) fn finish(&self, record: &TaskRecord) {
+        record.mark_done();
+        self.my_shard().finished.fetch_add(1, Ordering::SeqCst);
+        if self.waiter.armed.load(Ordering::SeqCst)
+            && self.live() <= self.waiter.target.load(Ordering::SeqCst)
+        {
+            self.waiter.wake();
+        }
+    }
+
+    /// Tasks of this check still alive. All `finished` counters are read before any `spawned`
+    /// one: a task counted as finished was counted as spawned first, so the result is never
+    /// below the truth, and 0 means every task spawned so far has finished; since only live
+    /// tasks (or the ended body) can spawn more, it stays 0.
+    pub(crate) fn live(&self) -> usize {
+        let finished: u64 = self
+            .shards
+            .iter()
+            .map(|s| s.finished.load(Ordering::SeqCst))
+            .sum();
+        let spawned: u64 = self
+            .shards
+            .iter()
+            .map(|s| s.spawned.load(Ordering::SeqCst))
+            .sum();
+        usize::try_from(spawned.saturating_sub(finished)).unwrap_or(usize::MAX)
+    }
+
+    /// The records of the tasks still alive.
     pub(crate) fn snapshot(&self) -> Vec<Arc<TaskRecord>> {
-        let mut records = Vec::new();
+        let mut alive = Vec::new();
         for shard in self.shards.iter() {
-            records.extend(shard.0.lock().iter().map(|(_, record)| record.clone()));
+            let records = shard.records.lock();
+            alive.extend(
+                records
+                    .list
+                    .iter()
+                    .filter_map(Weak::upgrade)
+                    .filter(|record| !record.is_done()),
+            );
         }
-        records
+        alive
     }
 
-    pub(crate) fn set_waker(&self, waker: &Waker) {
-        self.waiter.set(waker);
+    /// Wakes `waker` whenever a task finishes and at most `target` tasks are left alive.
+    pub(crate) fn wake_when_at_most(&self, target: usize, waker: &Waker) {
+        self.waiter.set(target, waker);
     }
 }
 
-#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
-pub(crate) struct LiveCounts {
-    pub(crate) all: usize,
-    pub(crate) runtime_tasks: usize,
-    pub(crate) blocking: usize,
-}
-
-/// The waker of the check that waits for this registry to empty. Task exits only touch its lock
-/// when a shard empties and someone is waiting.
+/// The waker of the check that waits for its tasks. Finishing tasks look at it only while armed.
 #[derive(Default)]
 struct Waiter {
     armed: AtomicBool,
+    target: AtomicUsize,
     waker: Mutex<Option<Waker>>,
 }
 
 impl Waiter {
-    fn set(&self, waker: &Waker) {
-        let mut stored = self.waker.lock();
-        if !stored.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            *stored = Some(waker.clone());
+    fn set(&self, target: usize, waker: &Waker) {
+        {
+            let mut stored = self.waker.lock();
+            if !stored.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                *stored = Some(waker.clone());
+            }
         }
+        self.target.store(target, Ordering::SeqCst);
         self.armed.store(true, Ordering::SeqCst);
     }
 
-    fn notify(&self) {
-        if self.armed.load(Ordering::SeqCst) {
-            if let Some(waker) = self.waker.lock().as_ref() {
-                waker.wake_by_ref();
-            }
+    fn wake(&self) {
+        if let Some(waker) = self.waker.lock().as_ref() {
+            waker.wake_by_ref();
         }
     }
 }

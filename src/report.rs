@@ -17,16 +17,17 @@ pub(crate) struct Straggler {
     name: Option<String>,
     /// Spawn sites of the ancestors, the test body's child first. `None` marks a cut.
     chain: Vec<Option<&'static Location<'static>>>,
-    age: Duration,
+    age: Option<Duration>,
     polls: u32,
     idle_for: Option<Duration>,
     state: TaskState,
 }
 
 impl Straggler {
+    /// Describes a record held once by the caller (in a snapshot).
     pub(crate) fn describe(record: &Arc<TaskRecord>, now: Instant) -> Straggler {
         let mut chain = Vec::new();
-        let mut parent = &record.parent;
+        let mut parent = &record.origin.parent;
         loop {
             match parent {
                 Parent::Body => break,
@@ -34,19 +35,19 @@ impl Straggler {
                     chain.push(None);
                     break;
                 }
-                Parent::Task(task) => {
-                    chain.push(Some(task.site));
-                    parent = &task.parent;
+                Parent::Task(origin) => {
+                    chain.push(Some(origin.site));
+                    parent = &origin.parent;
                 }
             }
         }
         chain.reverse();
-        let activity = record.probe.activity(record.kind, now);
+        let activity = record.activity(now, 1);
         Straggler {
-            site: record.site,
-            name: record.name.as_deref().map(str::to_owned),
+            site: record.origin.site,
+            name: record.origin.name.as_deref().map(str::to_owned),
             chain,
-            age: now.saturating_duration_since(record.spawned_at),
+            age: activity.age,
             polls: if record.kind == TaskKind::Blocking {
                 0
             } else {
@@ -202,8 +203,9 @@ impl Display for Group<'_> {
         }
         writeln!(f)?;
 
-        if let Some(age) = Range::of(self.members.iter().map(|s| s.age)) {
-            write!(f, "      age {}", age.map(Human))?;
+        match Range::of(self.members.iter().filter_map(|s| s.age)) {
+            Some(age) => write!(f, "      age {}", age.map(Human))?,
+            None => write!(f, "      not polled yet")?,
         }
         if first.state != TaskState::Blocking {
             match Range::of(self.members.iter().map(|s| s.polls)) {

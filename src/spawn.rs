@@ -144,10 +144,7 @@ impl Builder {
     {
         #[cfg(feature = "tracking")]
         if let Some(registration) = self.register(TaskKind::Async) {
-            let record = registration.record.clone();
-            let handle = tokio::spawn(Tracked::new(future, registration));
-            record.set_abort_handle(handle.abort_handle());
-            return handle;
+            return tokio::spawn(Tracked::new(future, registration));
         }
         tokio::spawn(future)
     }
@@ -161,10 +158,7 @@ impl Builder {
     {
         #[cfg(feature = "tracking")]
         if let Some(registration) = self.register(TaskKind::Async) {
-            let record = registration.record.clone();
-            let join = handle.spawn(Tracked::new(future, registration));
-            record.set_abort_handle(join.abort_handle());
-            return join;
+            return handle.spawn(Tracked::new(future, registration));
         }
         handle.spawn(future)
     }
@@ -214,10 +208,7 @@ impl Builder {
     {
         #[cfg(feature = "tracking")]
         if let Some(registration) = self.register(TaskKind::Local) {
-            let record = registration.record.clone();
-            let join = tokio::task::spawn_local(Tracked::new(future, registration));
-            record.set_abort_handle(join.abort_handle());
-            return join;
+            return tokio::task::spawn_local(Tracked::new(future, registration));
         }
         tokio::task::spawn_local(future)
     }
@@ -231,10 +222,7 @@ impl Builder {
     {
         #[cfg(feature = "tracking")]
         if let Some(registration) = self.register(TaskKind::Async) {
-            let record = registration.record.clone();
-            let abort = set.spawn(Tracked::new(future, registration));
-            record.set_abort_handle(abort.clone());
-            return abort;
+            return set.spawn(Tracked::new(future, registration));
         }
         set.spawn(future)
     }
@@ -243,10 +231,9 @@ impl Builder {
     #[cfg(feature = "tracking")]
     #[track_caller]
     fn register(self, kind: TaskKind) -> Option<Registration> {
-        let owner = ownership::current()?;
         let site = std::panic::Location::caller();
-        Some(Registration::new(TaskRecord::new(
-            owner, site, self.name, kind,
-        )))
+        ownership::with_current(|owner| {
+            Registration::new(TaskRecord::new(owner, site, self.name, kind))
+        })
     }
 }

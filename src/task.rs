@@ -1,4 +1,8 @@
 //! What leak-check knows about one tracked task: where it came from and what it is doing.
+//!
+//! The record is also the waker handed to the task's future, so one allocation per task covers
+//! identity, activity and wake tracking; how many wakers are held elsewhere is then read off the
+//! record's strong count.
 
 use std::borrow::Cow;
 use std::panic::Location;
@@ -8,13 +12,13 @@ use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
 use once_cell::sync::Lazy;
-use parking_lot::Mutex;
 use tokio::task::AbortHandle;
 
+use crate::ownership::Owner;
 use crate::registry::CheckCore;
 
 /// Chains longer than this are cut, so a task that re-spawns itself forever does not keep an
-/// ever-growing list of finished ancestors alive.
+/// ever-growing list of ancestors alive.
 const MAX_CHAIN_DEPTH: u32 = 16;
 
 /// A fixed point that lets a timestamp fit in one `AtomicU64`.
@@ -38,126 +42,147 @@ pub(crate) enum TaskKind {
     Blocking,
 }
 
+/// Where a task came from: its spawn site, name, and who spawned it.
+#[derive(Clone)]
+pub(crate) struct Origin {
+    pub(crate) site: &'static Location<'static>,
+    pub(crate) name: Option<Cow<'static, str>>,
+    pub(crate) parent: Parent,
+    depth: u32,
+}
+
 /// Who spawned a task: the test body itself, another tracked task, or an ancestor too far up.
+#[derive(Clone)]
 pub(crate) enum Parent {
     Body,
-    Task(Arc<TaskRecord>),
+    Task(Arc<Origin>),
     Cut,
 }
 
 pub(crate) struct TaskRecord {
     pub(crate) check: Arc<CheckCore>,
-    pub(crate) site: &'static Location<'static>,
-    pub(crate) name: Option<Cow<'static, str>>,
+    pub(crate) origin: Origin,
     pub(crate) kind: TaskKind,
-    pub(crate) parent: Parent,
-    depth: u32,
-    pub(crate) spawned_at: Instant,
-    pub(crate) probe: Arc<WakeProbe>,
+    /// Made when the task first spawns a child, which links to it.
+    origin_for_children: OnceLock<Arc<Origin>>,
+    /// Only blocking tasks have one; an async task is aborted through `abort_requested`.
     abort: OnceLock<AbortHandle>,
-}
-
-impl TaskRecord {
-    pub(crate) fn new(
-        owner: crate::ownership::Owner,
-        site: &'static Location<'static>,
-        name: Option<Cow<'static, str>>,
-        kind: TaskKind,
-    ) -> Self {
-        use crate::ownership::Owner;
-        let (check, parent, depth) = match owner {
-            Owner::Body(check) => (check, Parent::Body, 1),
-            Owner::Task(parent) if parent.depth >= MAX_CHAIN_DEPTH => {
-                (parent.check.clone(), Parent::Cut, 1)
-            }
-            Owner::Task(parent) => {
-                let depth = parent.depth + 1;
-                (parent.check.clone(), Parent::Task(parent), depth)
-            }
-        };
-        TaskRecord {
-            check,
-            site,
-            name,
-            kind,
-            parent,
-            depth,
-            spawned_at: Instant::now(),
-            probe: Arc::new(WakeProbe::default()),
-            abort: OnceLock::new(),
-        }
-    }
-
-    pub(crate) fn set_abort_handle(&self, handle: AbortHandle) {
-        let _ = self.abort.set(handle);
-    }
-
-    pub(crate) fn abort(&self) {
-        if let Some(handle) = self.abort.get() {
-            handle.abort();
-        }
-    }
-}
-
-/// The waker leak-check hands to a tracked future. It forwards every wake to tokio's own waker and
-/// remembers that it happened; how many clones of it exist says whether anything could still
-/// wake the task.
-pub(crate) struct WakeProbe {
+    abort_requested: AtomicBool,
+    /// Set once the task's future (or closure) is gone: finished, aborted, or its runtime shut.
+    done: AtomicBool,
+    /// When the task first returned `Pending` (a blocking task: when its closure started). Its
+    /// age counts from there, so that a task that finishes in its first poll reads no clock.
+    started_nanos: AtomicU64,
     polls: AtomicU32,
     polls_at_mark: AtomicU32,
     in_poll: AtomicBool,
     /// Set by a wake, cleared when a poll starts. A new task starts scheduled.
     woken: AtomicBool,
     last_pending_nanos: AtomicU64,
-    task_waker: Mutex<Option<Waker>>,
+    /// tokio's waker for this task, to which every wake is forwarded.
+    task_waker: OnceLock<Waker>,
 }
 
-impl Default for WakeProbe {
-    fn default() -> Self {
-        WakeProbe {
+/// Strong references a live, tracked task holds to its own record when it is not being polled:
+/// its registration and the waker it polls with. Any more are wakers held elsewhere.
+pub(crate) const OWN_REFS: usize = 2;
+
+impl TaskRecord {
+    pub(crate) fn new(
+        owner: &Owner,
+        site: &'static Location<'static>,
+        name: Option<Cow<'static, str>>,
+        kind: TaskKind,
+    ) -> Self {
+        let (check, parent, depth) = match owner {
+            Owner::Body(check) => (check.clone(), Parent::Body, 1),
+            Owner::Task(parent) if parent.origin.depth >= MAX_CHAIN_DEPTH => {
+                (parent.check.clone(), Parent::Cut, 1)
+            }
+            Owner::Task(parent) => (
+                parent.check.clone(),
+                Parent::Task(parent.origin_for_children()),
+                parent.origin.depth + 1,
+            ),
+        };
+        TaskRecord {
+            check,
+            origin: Origin {
+                site,
+                name,
+                parent,
+                depth,
+            },
+            kind,
+            origin_for_children: OnceLock::new(),
+            abort: OnceLock::new(),
+            abort_requested: AtomicBool::new(false),
+            done: AtomicBool::new(false),
+            started_nanos: AtomicU64::new(0),
             polls: AtomicU32::new(0),
             polls_at_mark: AtomicU32::new(0),
             in_poll: AtomicBool::new(false),
             woken: AtomicBool::new(true),
             last_pending_nanos: AtomicU64::new(0),
-            task_waker: Mutex::new(None),
+            task_waker: OnceLock::new(),
         }
     }
-}
 
-impl Wake for WakeProbe {
-    fn wake(self: Arc<Self>) {
+    fn origin_for_children(&self) -> Arc<Origin> {
+        self.origin_for_children
+            .get_or_init(|| Arc::new(self.origin.clone()))
+            .clone()
+    }
+
+    pub(crate) fn set_abort_handle(&self, handle: AbortHandle) {
+        let _ = self.abort.set(handle);
+    }
+
+    /// Aborts the task: a blocking one through tokio (effective only if it has not started);
+    /// an async one is woken to drop its future at its next poll.
+    pub(crate) fn abort(self: &Arc<Self>) {
+        if let Some(handle) = self.abort.get() {
+            handle.abort();
+        }
+        self.abort_requested.store(true, Ordering::Release);
         self.wake_by_ref();
     }
 
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        if let Some(waker) = self.task_waker.lock().as_ref() {
-            waker.wake_by_ref();
-        }
+    pub(crate) fn abort_requested(&self) -> bool {
+        self.abort_requested.load(Ordering::Acquire)
     }
-}
 
-/// Clones of the probe's waker held by the task itself: the record's `Arc` and the waker that
-/// the tracked future keeps for its polls.
-const OWN_PROBE_REFS: usize = 2;
+    /// For blocking tasks, whose age counts from the start of their closure.
+    pub(crate) fn closure_started(&self) {
+        self.started_nanos
+            .store(nanos_since_epoch(Instant::now()), Ordering::Relaxed);
+    }
 
-impl WakeProbe {
+    pub(crate) fn mark_done(&self) {
+        self.done.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
     pub(crate) fn poll_started(&self, task_waker: &Waker) {
         self.woken.store(false, Ordering::Relaxed);
         self.in_poll.store(true, Ordering::Relaxed);
-        self.polls.fetch_add(1, Ordering::Relaxed);
-        let mut stored = self.task_waker.lock();
-        match stored.as_ref() {
-            Some(waker) if waker.will_wake(task_waker) => {}
-            _ => *stored = Some(task_waker.clone()),
-        }
+        // Only the thread polling the task writes the count: no read-modify-write needed.
+        let polls = self.polls.load(Ordering::Relaxed);
+        self.polls.store(polls.wrapping_add(1), Ordering::Relaxed);
+        // A tokio task is always polled with a waker for itself: keep the first one.
+        self.task_waker.get_or_init(|| task_waker.clone());
     }
 
     pub(crate) fn poll_ended(&self, pending: bool) {
         if pending {
-            self.last_pending_nanos
-                .store(nanos_since_epoch(Instant::now()), Ordering::Relaxed);
+            let now = nanos_since_epoch(Instant::now());
+            self.last_pending_nanos.store(now, Ordering::Relaxed);
+            if self.started_nanos.load(Ordering::Relaxed) == 0 {
+                self.started_nanos.store(now, Ordering::Relaxed);
+            }
         }
         self.in_poll.store(false, Ordering::Release);
     }
@@ -171,34 +196,54 @@ impl WakeProbe {
 
     /// Woken (or never polled) and not polled since `since`: starved for a worker, not stuck.
     pub(crate) fn starved_since(&self, since: Instant) -> bool {
-        self.woken.load(Ordering::Acquire)
+        self.kind != TaskKind::Blocking
+            && self.woken.load(Ordering::Acquire)
             && !self.in_poll.load(Ordering::Acquire)
             && self.last_pending_nanos.load(Ordering::Relaxed) < nanos_since_epoch(since)
     }
 
-    pub(crate) fn activity(self: &Arc<Self>, kind: TaskKind, now: Instant) -> Activity {
+    /// What the task is doing. `held_by_caller` is how many references to the record the
+    /// caller holds besides the task's own.
+    pub(crate) fn activity(self: &Arc<Self>, now: Instant, held_by_caller: usize) -> Activity {
         let polls = self.polls.load(Ordering::Relaxed);
         let polls_during_grace = polls.wrapping_sub(self.polls_at_mark.load(Ordering::Relaxed));
-        let last_pending = self.last_pending_nanos.load(Ordering::Relaxed);
-        let idle_for = (last_pending != 0)
-            .then(|| now.saturating_duration_since(instant_from_nanos(last_pending)));
-        let state = if kind == TaskKind::Blocking {
+        let since = |nanos: u64| {
+            (nanos != 0).then(|| now.saturating_duration_since(instant_from_nanos(nanos)))
+        };
+        let idle_for = since(self.last_pending_nanos.load(Ordering::Relaxed));
+        let age = since(self.started_nanos.load(Ordering::Relaxed));
+        let in_poll = self.in_poll.load(Ordering::Acquire);
+        let state = if self.kind == TaskKind::Blocking {
             TaskState::Blocking
-        } else if self.in_poll.load(Ordering::Acquire) && polls_during_grace == 0 {
+        } else if in_poll && polls_during_grace == 0 {
             TaskState::StuckInPoll
         } else if polls_during_grace >= 2 {
             TaskState::Busy
-        } else if self.woken.load(Ordering::Acquire) {
+        } else if self.woken.load(Ordering::Acquire) || in_poll {
             TaskState::Runnable
-        } else if Arc::strong_count(self) <= OWN_PROBE_REFS {
+        } else if Arc::strong_count(self) <= OWN_REFS + held_by_caller {
             TaskState::Stranded
         } else {
             TaskState::Waiting
         };
         Activity {
             polls,
+            age,
             idle_for,
             state,
+        }
+    }
+}
+
+impl Wake for TaskRecord {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        if let Some(waker) = self.task_waker.get() {
+            waker.wake_by_ref();
         }
     }
 }
@@ -222,6 +267,9 @@ pub(crate) enum TaskState {
 
 pub(crate) struct Activity {
     pub(crate) polls: u32,
+    /// Since its first poll that returned `Pending` (blocking: since its closure started);
+    /// `None` if that never happened.
+    pub(crate) age: Option<Duration>,
     pub(crate) idle_for: Option<Duration>,
     pub(crate) state: TaskState,
 }
