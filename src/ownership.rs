@@ -118,12 +118,12 @@ impl<F: Future> Future for Tracked<F> {
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
             return Poll::Pending;
         };
-        record.poll_started(cx.waker());
+        record.poll_started();
         let result = {
             let _owner = enter(Owner::Task(record.clone()));
             inner.poll(&mut Context::from_waker(this.record_waker))
         };
-        record.poll_ended(result.is_pending());
+        record.poll_ended(result.is_pending(), cx.waker());
         result
     }
 }

@@ -166,18 +166,27 @@ impl TaskRecord {
         self.done.load(Ordering::Acquire)
     }
 
-    pub(crate) fn poll_started(&self, task_waker: &Waker) {
-        self.woken.store(false, Ordering::Relaxed);
+    pub(crate) fn poll_started(&self) {
+        self.woken.store(false, Ordering::SeqCst);
         self.in_poll.store(true, Ordering::Relaxed);
         // Only the thread polling the task writes the count: no read-modify-write needed.
         let polls = self.polls.load(Ordering::Relaxed);
         self.polls.store(polls.wrapping_add(1), Ordering::Relaxed);
-        // A tokio task is always polled with a waker for itself: keep the first one.
-        self.task_waker.get_or_init(|| task_waker.clone());
     }
 
-    pub(crate) fn poll_ended(&self, pending: bool) {
+    /// `task_waker` is tokio's waker for the task. Only a task that returned `Pending` can need
+    /// waking later, so only then is it kept, and a task that finishes in its first poll never
+    /// pays for it. A wake that came during the poll, before it was kept, is passed on here:
+    /// the waker is stored before `woken` is read, and a waking thread sets `woken` before
+    /// reading the waker, so one of the two always wakes the task.
+    pub(crate) fn poll_ended(&self, pending: bool, task_waker: &Waker) {
         if pending {
+            if self.task_waker.get().is_none() {
+                let _ = self.task_waker.set(task_waker.clone());
+                if self.woken.load(Ordering::SeqCst) {
+                    task_waker.wake_by_ref();
+                }
+            }
             let now = nanos_since_epoch(Instant::now());
             self.last_pending_nanos.store(now, Ordering::Relaxed);
             if self.started_nanos.load(Ordering::Relaxed) == 0 {
@@ -241,7 +250,7 @@ impl Wake for TaskRecord {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
+        self.woken.store(true, Ordering::SeqCst);
         if let Some(waker) = self.task_waker.get() {
             waker.wake_by_ref();
         }
