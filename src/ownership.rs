@@ -78,14 +78,33 @@ impl Drop for Registration {
 
 pin_project_lite::pin_project! {
     /// A tracked task's future: polls the user's future with the task as the current owner and
-    /// with the task's record as its waker. Fields drop in order: the user's future is gone
-    /// before the task counts as finished.
+    /// with the task's record as its waker. The user's future is always dropped with the task
+    /// as the owner (tasks spawned by its `Drop` impls belong to the test too), and before the
+    /// task counts as finished.
     pub(crate) struct Tracked<F> {
-        // `None` once aborted: the task is then an empty shell until its runtime drops it.
+        // `None` once finished or aborted: an aborted task is then an empty shell until its
+        // runtime drops it.
         #[pin]
         inner: Option<F>,
         record_waker: Waker,
         registration: Option<Registration>,
+    }
+
+    impl<F> PinnedDrop for Tracked<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(registration) = this.registration.as_ref() {
+                drop_as_owner(this.inner, registration);
+            }
+        }
+    }
+}
+
+/// Drops a pinned future with its task as the current owner.
+fn drop_as_owner<F>(mut future: Pin<&mut Option<F>>, registration: &Registration) {
+    if future.is_some() {
+        let _owner = enter(Owner::Task(registration.record.clone()));
+        future.set(None);
     }
 }
 
@@ -110,18 +129,23 @@ impl<F: Future> Future for Tracked<F> {
         };
         if registration.record.abort_requested() {
             // Drop the user's future here and now, then count the task as finished.
-            this.inner.set(None);
+            drop_as_owner(this.inner.as_mut(), registration);
             *this.registration = None;
             return Poll::Pending;
         }
         let record = &registration.record;
-        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
-            return Poll::Pending;
-        };
         record.poll_started();
         let result = {
             let _owner = enter(Owner::Task(record.clone()));
-            inner.poll(&mut Context::from_waker(this.record_waker))
+            let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+                return Poll::Pending;
+            };
+            let result = inner.poll(&mut Context::from_waker(this.record_waker));
+            if result.is_ready() {
+                // Done: drop it while the owner is still entered, so the drop needs no more.
+                this.inner.set(None);
+            }
+            result
         };
         record.poll_ended(result.is_pending(), cx.waker());
         result

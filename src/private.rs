@@ -143,17 +143,29 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 }
 
 pin_project_lite::pin_project! {
-    /// The test body: polled with the check as the current owner, its panic caught.
+    /// The test body: polled, and dropped, with the check as the current owner; its panic
+    /// caught.
     struct Guarded<F> {
         #[pin]
-        body: F,
+        body: Option<F>,
         owner: Owner,
+    }
+
+    impl<F> PinnedDrop for Guarded<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            let _owner = ownership::enter(this.owner.clone());
+            this.body.set(None);
+        }
     }
 }
 
 impl<F> Guarded<F> {
     fn new(owner: Owner, body: F) -> Self {
-        Guarded { body, owner }
+        Guarded {
+            body: Some(body),
+            owner,
+        }
     }
 }
 
@@ -161,12 +173,22 @@ impl<F: Future> Future for Guarded<F> {
     type Output = std::thread::Result<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         let _owner = ownership::enter(this.owner.clone());
-        match catch_unwind(AssertUnwindSafe(|| this.body.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Err(payload) => Poll::Ready(Err(payload)),
-        }
+        let Some(body) = this.body.as_mut().as_pin_mut() else {
+            return Poll::Pending;
+        };
+        let result = match catch_unwind(AssertUnwindSafe(|| body.poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(output)) => Ok(output),
+            Err(payload) => Err(payload),
+        };
+        // Whatever the body's locals spawn as they drop belongs to the test: drop them now,
+        // before the check looks. A panic there counts as the body's, unless it already had one.
+        let dropped = catch_unwind(AssertUnwindSafe(|| this.body.set(None)));
+        Poll::Ready(match (result, dropped) {
+            (Ok(_), Err(payload)) => Err(payload),
+            (result, _) => result,
+        })
     }
 }

@@ -1,0 +1,252 @@
+//! The corners, each with a defined outcome (the README's "Guarantees and limits" lists them).
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use leak_check::leak_check;
+use once_cell::sync::Lazy;
+use support::{assert_reports, expect_failure, site};
+use tokio::runtime::Runtime;
+use tokio::sync::Notify;
+
+const SOURCE: &str = include_str!("corners.rs");
+
+fn site_of(label: &str) -> String {
+    site("tests/corners.rs", SOURCE, label)
+}
+
+static SHARED: Lazy<Runtime> = Lazy::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+});
+
+// A task that finishes exactly as the check starts: clean.
+#[leak_check(flavor = "multi_thread", worker_threads = 2)]
+async fn task_finishing_as_the_check_starts_is_clean() {
+    let go = Arc::new(Notify::new());
+    let waiting = go.clone();
+    leak_check::spawn(async move { waiting.notified().await });
+    go.notify_one(); // the body's last act releases it
+}
+
+// A straggler that spawns more tasks during the check: all of them are reported, with the chain.
+#[leak_check]
+#[tokio::test]
+#[ignore = "leaks on purpose; run by spawns_during_the_check_are_reported"]
+async fn leak_spawner_during_check() {
+    // site(spawner): leak_check::spawn
+    leak_check::spawn(async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            // site(spawned): leak_check::spawn
+            leak_check::spawn(std::future::pending::<()>());
+        }
+    });
+}
+
+#[test]
+fn spawns_during_the_check_are_reported() {
+    let output = expect_failure("leak_spawner_during_check");
+    assert_reports(&output, 1, &site_of("spawner"));
+    let children = format!("spawned at {}", site_of("spawned"));
+    assert!(
+        output.contains(&children),
+        "expected `{children}`:\n{output}"
+    );
+    let chain = format!("test body -> task spawned at {}", site_of("spawner"));
+    assert!(output.contains(&chain), "expected `{chain}`:\n{output}");
+}
+
+// A task the test aborts: clean, even though it was pending forever.
+#[leak_check(flavor = "multi_thread", worker_threads = 2)]
+async fn aborted_task_is_clean() {
+    let task = leak_check::spawn(std::future::pending::<()>());
+    task.abort();
+}
+
+// A task that panics has ended: clean, and it does not disturb the bookkeeping of the others.
+#[leak_check]
+#[tokio::test]
+async fn panicking_task_is_clean() {
+    let task = leak_check::spawn(async { panic!("a task's own panic") });
+    assert!(task.await.unwrap_err().is_panic());
+    let fine = leak_check::spawn(async { 3 });
+    assert_eq!(fine.await.unwrap(), 3);
+}
+
+#[leak_check]
+#[tokio::test]
+#[ignore = "leaks on purpose; run by a_panicking_task_does_not_hide_a_leak"]
+async fn leak_beside_a_panicking_task() {
+    let _ = leak_check::spawn(async { panic!("a task's own panic") }).await;
+    // site(beside_panic): leak_check::spawn
+    leak_check::spawn(std::future::pending::<()>());
+}
+
+#[test]
+fn a_panicking_task_does_not_hide_a_leak() {
+    let output = expect_failure("leak_beside_a_panicking_task");
+    assert!(output.contains("leaked 1 task "), "{output}");
+    assert_reports(&output, 1, &site_of("beside_panic"));
+}
+
+// A runtime dropped inside the test cancels its tasks: nothing is left to leak.
+#[leak_check]
+#[test]
+fn runtime_dropped_inside_the_test_is_clean() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    leak_check::spawn_on(std::future::pending::<()>(), runtime.handle());
+    drop(runtime);
+}
+
+// Tasks spawned by a Drop impl belong to the task (or body) being dropped.
+struct SpawnsOnDrop {
+    forever: bool,
+}
+
+impl Drop for SpawnsOnDrop {
+    fn drop(&mut self) {
+        let forever = self.forever;
+        // site(on_drop): leak_check::spawn
+        leak_check::spawn(async move {
+            if forever {
+                std::future::pending::<()>().await;
+            }
+        });
+    }
+}
+
+#[leak_check]
+#[tokio::test]
+#[ignore = "leaks on purpose; run by spawns_from_drop_belong_to_the_test"]
+async fn leak_spawned_from_drop() {
+    // site(dropped_task): leak_check::spawn
+    let task = leak_check::spawn(async {
+        let _guard = SpawnsOnDrop { forever: true };
+        std::future::pending::<()>().await;
+    });
+    tokio::task::yield_now().await;
+    task.abort();
+}
+
+#[test]
+fn spawns_from_drop_belong_to_the_test() {
+    let output = expect_failure("leak_spawned_from_drop");
+    assert_reports(&output, 1, &site_of("on_drop"));
+    let chain = format!("test body -> task spawned at {}", site_of("dropped_task"));
+    assert!(output.contains(&chain), "expected `{chain}`:\n{output}");
+}
+
+#[leak_check]
+#[tokio::test]
+async fn spawns_from_drop_that_finish_are_clean() {
+    let task = leak_check::spawn(async {
+        let _guard = SpawnsOnDrop { forever: false };
+        std::future::pending::<()>().await;
+    });
+    tokio::task::yield_now().await;
+    task.abort();
+    let _body_guard = SpawnsOnDrop { forever: false };
+}
+
+// A task spawned from another thread through a Handle has no owner there: in a runtime
+// leak-check builds it is still counted, as a plain task.
+#[leak_check(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "leaks on purpose; run by spawns_from_other_threads_are_counted"]
+async fn leak_from_another_thread() {
+    let handle = tokio::runtime::Handle::current();
+    std::thread::spawn(move || {
+        leak_check::spawn_on(std::future::pending::<()>(), &handle);
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn spawns_from_other_threads_are_counted() {
+    let output = expect_failure("leak_from_another_thread");
+    assert!(
+        output.contains("1 task spawned with plain `tokio::spawn`"),
+        "{output}"
+    );
+}
+
+// Paused time: the grace period is real time, and a leaked loop is still caught.
+#[leak_check(start_paused = true)]
+#[ignore = "leaks on purpose; run by paused_time_leaks_are_caught"]
+async fn leak_with_paused_time() {
+    // site(paused): leak_check::spawn
+    leak_check::spawn(async {
+        let mut interval = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            interval.tick().await;
+        }
+    });
+}
+
+#[test]
+fn paused_time_leaks_are_caught() {
+    let output = expect_failure("leak_with_paused_time");
+    assert_reports(&output, 1, &site_of("paused"));
+    assert!(output.contains("still alive 100 ms"), "{output}");
+}
+
+// A body that returns early with `?` is still checked; its error stays visible.
+#[leak_check]
+#[tokio::test]
+#[ignore = "leaks on purpose; run by early_returns_are_checked"]
+async fn leak_then_fail_with_question_mark() -> Result<(), std::num::ParseIntError> {
+    // site(early): leak_check::spawn
+    leak_check::spawn(std::future::pending::<()>());
+    let _: u32 = "not a number".parse()?;
+    Ok(())
+}
+
+#[test]
+fn early_returns_are_checked() {
+    let output = expect_failure("leak_then_fail_with_question_mark");
+    assert_reports(&output, 1, &site_of("early"));
+}
+
+// A checked helper inside a checked test is a check of its own.
+#[leak_check]
+fn helper_that_leaks() {
+    // site(helper): leak_check::spawn_on
+    leak_check::spawn_on(std::future::pending::<()>(), SHARED.handle());
+}
+
+#[leak_check]
+fn helper_that_joins() {
+    let task = leak_check::spawn_on(async { 1 }, SHARED.handle());
+    SHARED.block_on(task).unwrap();
+}
+
+#[leak_check]
+#[test]
+fn nested_clean_helper_passes() {
+    helper_that_joins();
+    helper_that_joins();
+}
+
+#[leak_check]
+#[test]
+#[ignore = "leaks on purpose; run by nested_helpers_report_their_own_leaks"]
+fn leak_in_nested_helper() {
+    helper_that_joins();
+    helper_that_leaks();
+}
+
+#[test]
+fn nested_helpers_report_their_own_leaks() {
+    let output = expect_failure("leak_in_nested_helper");
+    assert!(
+        output.contains("test `helper_that_leaks` leaked 1 task"),
+        "{output}"
+    );
+    assert_reports(&output, 1, &site_of("helper"));
+}
