@@ -164,3 +164,181 @@ impl Waiter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::CheckCore;
+    use crate::ownership::{Owner, Registration};
+    use crate::task::{TaskKind, TaskRecord};
+
+    impl CheckCore {
+        /// Entries kept in the lists, live or not yet swept.
+        fn retained(&self) -> usize {
+            self.shards
+                .iter()
+                .map(|s| s.records.lock().list.len())
+                .sum()
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Spawn from check `.0`'s body, or from live task `.1` (an index) when it is `Some`.
+        Spawn(usize, Option<usize>),
+        Finish(usize),
+        Abort(usize),
+        /// The task's future panics and is dropped while unwinding.
+        Panic(usize),
+        Look(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..3usize, proptest::option::of(0..64usize)).prop_map(|(c, p)| Op::Spawn(c, p)),
+            2 => (0..64usize).prop_map(Op::Finish),
+            1 => (0..64usize).prop_map(Op::Abort),
+            1 => (0..64usize).prop_map(Op::Panic),
+            2 => (0..3usize).prop_map(Op::Look),
+        ]
+    }
+
+    fn ids(records: &[Arc<TaskRecord>]) -> BTreeSet<usize> {
+        records.iter().map(|r| Arc::as_ptr(r) as usize).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// The registry against a plain model: every live task is owned by exactly the check it
+        /// descends from, and nothing is left behind when tasks end, however they end.
+        #[test]
+        fn registry_matches_a_simple_model(ops in proptest::collection::vec(op(), 1..200)) {
+            let checks: Vec<Arc<CheckCore>> = (0..3).map(|_| Arc::new(CheckCore::new())).collect();
+            let mut live: Vec<(usize, Registration)> = Vec::new();
+            let mut model: BTreeMap<usize, BTreeSet<usize>> = (0..3).map(|c| (c, BTreeSet::new())).collect();
+            let look = |checks: &[Arc<CheckCore>], model: &BTreeMap<usize, BTreeSet<usize>>, c: usize| {
+                prop_assert_eq!(checks[c].live(), model[&c].len());
+                prop_assert_eq!(&ids(&checks[c].snapshot()), &model[&c]);
+                Ok(())
+            };
+            for op in ops {
+                match op {
+                    Op::Spawn(c, parent) => {
+                        let (check, owner) = match parent.filter(|_| !live.is_empty()) {
+                            Some(p) => {
+                                let (check, parent) = &live[p % live.len()];
+                                (*check, Owner::Task(parent.record.clone()))
+                            }
+                            None => (c, Owner::Body(checks[c].clone())),
+                        };
+                        let record = TaskRecord::new(&owner, Location::caller(), None, TaskKind::Async);
+                        let registration = Registration::new(record);
+                        model.get_mut(&check).unwrap().insert(Arc::as_ptr(&registration.record) as usize);
+                        live.push((check, registration));
+                    }
+                    Op::Finish(i) | Op::Abort(i) | Op::Panic(i) if !live.is_empty() => {
+                        let (check, registration) = live.swap_remove(i % live.len());
+                        model.get_mut(&check).unwrap().remove(&(Arc::as_ptr(&registration.record) as usize));
+                        match op {
+                            Op::Abort(_) => {
+                                registration.record.abort();
+                                prop_assert!(registration.record.abort_requested());
+                                drop(registration);
+                            }
+                            Op::Panic(_) => {
+                                let unwound = catch_unwind(AssertUnwindSafe(move || {
+                                    let _dropped_while_unwinding = registration;
+                                    panic!("a task panics");
+                                }));
+                                prop_assert!(unwound.is_err());
+                            }
+                            _ => drop(registration),
+                        }
+                    }
+                    Op::Look(c) => look(&checks, &model, c)?,
+                    _ => {}
+                }
+            }
+            for c in 0..3 {
+                look(&checks, &model, c)?;
+            }
+            drop(live);
+            for check in &checks {
+                prop_assert_eq!(check.live(), 0);
+                prop_assert!(check.snapshot().is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn a_million_finished_tasks_leave_nothing_behind() {
+        let check = Arc::new(CheckCore::new());
+        let owner = Owner::Body(check.clone());
+        let mut batch = Vec::with_capacity(1000);
+        for _ in 0..1000 {
+            for _ in 0..1000 {
+                let record = TaskRecord::new(&owner, Location::caller(), None, TaskKind::Async);
+                batch.push(Registration::new(record));
+            }
+            assert_eq!(check.live(), 1000);
+            batch.clear();
+        }
+        assert_eq!(check.live(), 0);
+        assert!(check.snapshot().is_empty());
+        // Finished entries are swept as later tasks register: what is kept stays bounded by the
+        // largest number alive at once, not by the number ever spawned.
+        assert!(
+            check.retained() <= 4 * 1000 + 64 * check.shards.len(),
+            "{}",
+            check.retained()
+        );
+    }
+
+    #[test]
+    fn live_never_reads_zero_while_a_task_is_alive() {
+        let check = Arc::new(CheckCore::new());
+        let owner = Owner::Body(check.clone());
+        let anchor = Registration::new(TaskRecord::new(
+            &owner,
+            Location::caller(),
+            None,
+            TaskKind::Async,
+        ));
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| {
+                    for _ in 0..20_000 {
+                        let record =
+                            TaskRecord::new(&owner, Location::caller(), None, TaskKind::Async);
+                        let registration = Registration::new(record);
+                        // Finish it on another thread half the time, as workers do.
+                        std::thread::scope(|inner| {
+                            if rand_bit(&registration) {
+                                inner.spawn(move || drop(registration));
+                            } else {
+                                drop(registration);
+                            }
+                        });
+                    }
+                });
+            }
+            scope.spawn(|| {
+                for _ in 0..200_000 {
+                    assert!(check.live() >= 1, "live() read 0 while a task was alive");
+                }
+            });
+        });
+        drop(anchor);
+        assert_eq!(check.live(), 0);
+    }
+
+    fn rand_bit(registration: &Registration) -> bool {
+        (Arc::as_ptr(&registration.record) as usize >> 7) & 1 == 1
+    }
+}

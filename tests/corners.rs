@@ -250,3 +250,47 @@ fn nested_helpers_report_their_own_leaks() {
     );
     assert_reports(&output, 1, &site_of("helper"));
 }
+
+// Two tests leaking at once: each report is whole, and under its own test.
+#[leak_check(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "leaks on purpose; run by simultaneous_leaks_are_reported_apart"]
+async fn twin_leak_a() {
+    for _ in 0..3 {
+        // site(twin_a): leak_check::spawn
+        leak_check::spawn(std::future::pending::<()>());
+    }
+}
+
+#[leak_check(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "leaks on purpose; run by simultaneous_leaks_are_reported_apart"]
+async fn twin_leak_b() {
+    for _ in 0..2 {
+        // site(twin_b): leak_check::spawn
+        leak_check::spawn(std::future::pending::<()>());
+    }
+}
+
+#[test]
+fn simultaneous_leaks_are_reported_apart() {
+    let run = support::run_captured(&["--ignored", "--test-threads", "2", "twin_leak_"], &[]);
+    assert!(run.output.contains("0 passed; 2 failed"), "{}", run.output);
+    let section = |name: &str| {
+        let start = run
+            .output
+            .find(&format!("---- {name} stdout ----"))
+            .expect(name);
+        let rest = &run.output[start + 5..];
+        rest[..rest
+            .find("---- ")
+            .or_else(|| rest.find("failures:"))
+            .unwrap_or(rest.len())]
+            .to_owned()
+    };
+    let (a, b) = (section("twin_leak_a"), section("twin_leak_b"));
+    assert!(a.contains("test `twin_leak_a` leaked 3 tasks"), "{a}");
+    assert_reports(&a, 3, &site_of("twin_a"));
+    assert!(!a.contains(&site_of("twin_b")), "{a}");
+    assert!(b.contains("test `twin_leak_b` leaked 2 tasks"), "{b}");
+    assert_reports(&b, 2, &site_of("twin_b"));
+    assert!(!b.contains(&site_of("twin_a")), "{b}");
+}

@@ -10,10 +10,18 @@ pub struct Run {
     pub output: String,
 }
 
-/// Runs this test binary with `args` (a filter and libtest flags) and `envs`.
+/// Runs this test binary with `args` (a filter and libtest flags) and `envs`, output uncaptured.
 pub fn run_tests(args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let mut with_nocapture = vec!["--nocapture"];
+    with_nocapture.extend_from_slice(args);
+    run_captured(&with_nocapture, envs)
+}
+
+/// Runs this test binary with `args` and `envs`; libtest prints each failure's captured output
+/// under its own `---- name stdout ----` heading.
+pub fn run_captured(args: &[&str], envs: &[(&str, &str)]) -> Run {
     let mut command = Command::new(std::env::current_exe().expect("the test binary's path"));
-    command.arg("--nocapture").args(args);
+    command.args(args);
     command
         .env("RUST_BACKTRACE", "0")
         .env_remove("LEAK_CHECK_GRACE_MS");
