@@ -1,14 +1,15 @@
 //! The check that runs when a test body ends: wait for the test's own tasks, then report and
-//! abort whatever is still alive.
+//! abort whatever is still alive, and stop its background work.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, RuntimeMetrics};
 
+use crate::allow::AllowList;
 use crate::ownership::Owner;
 use crate::registry::CheckCore;
-use crate::report::{LeakReport, Straggler};
+use crate::report::{LeakReport, ReportKind, Straggler};
 use crate::task::{TaskKind, TaskRecord};
 use crate::wait::Until;
 
@@ -21,6 +22,7 @@ pub(crate) struct Check {
     core: Arc<CheckCore>,
     test: String,
     grace: Duration,
+    allow: AllowList,
     runtime: Option<RuntimeCount>,
 }
 
@@ -33,7 +35,12 @@ struct RuntimeCount {
 impl Check {
     /// Starts a check. `own_runtime` is the runtime the test runs on alone, if any: its tasks are
     /// then counted even when spawned with plain `tokio::spawn`.
-    pub(crate) fn begin(test: String, grace: Duration, own_runtime: Option<&Handle>) -> Check {
+    pub(crate) fn begin(
+        test: String,
+        grace: Duration,
+        allow: AllowList,
+        own_runtime: Option<&Handle>,
+    ) -> Check {
         let runtime = own_runtime.map(|handle| {
             let metrics = handle.metrics();
             RuntimeCount {
@@ -45,6 +52,7 @@ impl Check {
             core: Arc::new(CheckCore::new()),
             test,
             grace,
+            allow,
             runtime,
         }
     }
@@ -53,26 +61,53 @@ impl Check {
         Owner::Body(self.core.clone())
     }
 
-    /// Alive tasks of the test's own runtime not spawned through leak-check, given how many of
-    /// the tracked ones run as runtime tasks (not blocking, not local). Tracked tasks of this
-    /// check that run on another runtime are subtracted too, which can only hide an untracked
+    /// Alive tasks of the test's own runtime not spawned through leak-check. Every tracked task
+    /// still alive is subtracted, whatever runtime it runs on: that can only hide an untracked
     /// task, never invent one.
-    fn untracked(&self, tracked_runtime_tasks: usize) -> usize {
+    fn untracked(&self) -> usize {
         self.runtime.as_ref().map_or(0, |count| {
+            let tracked = self.core.live() + self.core.live_background();
             count
                 .metrics
                 .num_alive_tasks()
-                .saturating_sub(count.baseline + tracked_runtime_tasks)
+                .saturating_sub(count.baseline + tracked)
         })
     }
 
+    fn is_allowed(&self, record: &TaskRecord) -> bool {
+        self.allow
+            .allows(record.origin.site, record.origin.name.as_deref())
+    }
+
+    /// The stragglers to wait for and report: not background work, not allowed.
+    fn reportable(&self) -> Vec<Arc<TaskRecord>> {
+        let mut records = self.core.snapshot();
+        records.retain(|record| !record.background && !self.is_allowed(record));
+        records
+    }
+
     fn is_clean(&self) -> bool {
-        self.core.live() == 0 && self.untracked(0) == 0
+        let tracked_done =
+            self.core.live() == 0 || (!self.allow.is_empty() && self.reportable().is_empty());
+        tracked_done && self.untracked() == 0
     }
 
     /// Call when the body has returned or panicked. Returns the report if tasks leaked, after
-    /// aborting them.
+    /// aborting them; background tasks are stopped either way.
     pub(crate) async fn conclude(self) -> Option<LeakReport> {
+        let report = self.settle().await;
+        let stragglers: Vec<_> = self
+            .core
+            .snapshot()
+            .into_iter()
+            .filter(|record| !record.background)
+            .collect();
+        self.stop(stragglers, false).await;
+        self.stop_background().await;
+        report
+    }
+
+    async fn settle(&self) -> Option<LeakReport> {
         if self.is_clean() {
             return None;
         }
@@ -81,56 +116,105 @@ impl Check {
             record.mark();
         }
         let starved = || {
-            self.core
-                .snapshot()
+            self.reportable()
                 .iter()
                 .any(|record| record.starved_since(body_ended))
         };
         let deadline = body_ended + self.grace;
         let hard_deadline = deadline + (self.grace * 4).max(Duration::from_secs(1));
         let settled = self
-            .until(0, || self.is_clean(), starved, deadline, hard_deadline)
+            .until(
+                0,
+                false,
+                || self.is_clean(),
+                starved,
+                deadline,
+                hard_deadline,
+            )
             .await;
         if settled {
             return None;
         }
-        let report = self.report(body_ended);
-        if report.is_empty() {
-            return None;
+        let report = self.report(ReportKind::Leak, body_ended);
+        (!report.is_empty()).then_some(report)
+    }
+
+    /// A report of everything alive now, for a body that did not finish in time; the tasks are
+    /// then stopped like stragglers.
+    pub(crate) async fn timed_out(self, limit: Duration, body_started: Instant) -> LeakReport {
+        let report = self.report(ReportKind::Timeout(limit), body_started);
+        let tasks: Vec<_> = self
+            .core
+            .snapshot()
+            .into_iter()
+            .filter(|record| !record.background)
+            .collect();
+        self.stop(tasks, false).await;
+        self.stop_background().await;
+        report
+    }
+
+    async fn stop_background(&self) {
+        let background: Vec<_> = self
+            .core
+            .snapshot()
+            .into_iter()
+            .filter(|record| record.background)
+            .collect();
+        self.stop(background, true).await;
+    }
+
+    /// Aborts `records` and waits (bounded) until all but the blocking ones are dropped.
+    async fn stop(&self, records: Vec<Arc<TaskRecord>>, background: bool) {
+        if records.is_empty() {
+            return;
         }
-        let stragglers = self.core.snapshot();
-        let blocking = count_kind(&stragglers, TaskKind::Blocking);
-        for record in &stragglers {
+        let blocking = count_kind(&records, TaskKind::Blocking);
+        for record in &records {
             record.abort();
         }
-        drop(stragglers);
-        // Running blocking closures cannot be aborted: wait for the rest to be dropped.
+        drop(records);
         let abort_deadline = Instant::now() + DROP_TIMEOUT;
-        let only_blocking_left = || self.core.live() <= blocking;
+        let left = || {
+            if background {
+                self.core.live_background()
+            } else {
+                self.core.live()
+            }
+        };
+        let dropped = || left() <= blocking;
         self.until(
             blocking,
-            only_blocking_left,
+            background,
+            dropped,
             || false,
             abort_deadline,
             abort_deadline,
         )
         .await;
-        Some(report)
     }
 
     fn until<'a>(
         &'a self,
         live_target: usize,
+        background: bool,
         done: impl FnMut() -> bool + Unpin + 'a,
         may_extend: impl FnMut() -> bool + Unpin + 'a,
         deadline: Instant,
         hard_deadline: Instant,
     ) -> Until<impl FnMut() -> bool + Unpin + 'a, impl FnMut() -> bool + Unpin + 'a> {
         let core = self.core.clone();
+        // With an allow-list, the last reportable task's exit may not bring the count to the
+        // target: wake on every exit then.
+        let target = if background || self.allow.is_empty() {
+            live_target
+        } else {
+            usize::MAX
+        };
         Until {
             done,
             may_extend,
-            register: Box::new(move |waker| core.wake_when_at_most(live_target, waker)),
+            register: Box::new(move |waker| core.wake_when_at_most(target, waker)),
             deadline,
             hard_deadline,
             recheck_every: self.runtime.as_ref().map(|_| RECOUNT_EVERY),
@@ -138,30 +222,36 @@ impl Check {
         }
     }
 
-    fn report(&self, body_ended: Instant) -> LeakReport {
+    fn report(&self, kind: ReportKind, since: Instant) -> LeakReport {
         let now = Instant::now();
-        let records = self.core.snapshot();
-        let stragglers: Vec<Straggler> = records
+        let all = self.core.snapshot();
+        let allowed = all
             .iter()
+            .filter(|record| !record.background && self.is_allowed(record))
+            .count();
+        let stragglers: Vec<Straggler> = all
+            .iter()
+            .filter(|record| !record.background && !self.is_allowed(record))
             .map(|record| Straggler::describe(record, now))
             .collect();
-        let tracked_runtime_tasks = count_kind(&records, TaskKind::Async);
-        drop(records);
+        drop(all);
         // tokio's count is not strongly consistent across workers: take the least of a few reads.
         let untracked = (0..3)
             .map(|attempt| {
                 if attempt > 0 {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                self.untracked(tracked_runtime_tasks)
+                self.untracked()
             })
             .min()
             .unwrap_or(0);
         LeakReport {
+            kind,
             test: self.test.clone(),
-            waited: now.saturating_duration_since(body_ended),
+            waited: now.saturating_duration_since(since),
             stragglers,
             untracked,
+            allowed,
         }
     }
 }

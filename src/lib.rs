@@ -40,8 +40,10 @@
 // Without `tracking` nothing is ever registered, so the bookkeeping below is unused.
 #![cfg_attr(not(feature = "tracking"), allow(dead_code))]
 
+mod allow;
 mod check;
 mod config;
+mod export;
 mod ownership;
 mod registry;
 mod report;
@@ -53,8 +55,12 @@ mod wait;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use config::{DEFAULT_GRACE, GRACE_ENV};
-pub use spawn::{spawn, spawn_blocking, spawn_in, spawn_local, spawn_on, Builder};
+pub use config::{
+    ALLOW_NAMES_ENV, ALLOW_SITES_ENV, DEFAULT_GRACE, GRACE_ENV, MODE_ENV, REPORT_ENV, TIMEOUT_ENV,
+};
+pub use spawn::{
+    spawn, spawn_background, spawn_blocking, spawn_in, spawn_local, spawn_on, Builder,
+};
 
 /// Checks a test for leaked tasks.
 ///

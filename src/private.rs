@@ -3,17 +3,20 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::io::{IsTerminal, Write};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use tokio;
 
 use crate::check::Check;
+use crate::config::{Mode, PerTest, Settings};
+use crate::export;
 use crate::ownership::{self, Owner};
 use crate::report::LeakReport;
-use crate::{config, wait};
+use crate::wait::{self, TimeLimited};
 
 /// How long a runtime that leak-check built gets to shut down; a `spawn_blocking` closure that
 /// never returns would otherwise hang the test forever.
@@ -23,7 +26,7 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Options<T> {
     module_path: &'static str,
     name: &'static str,
-    grace: Option<Duration>,
+    per_test: PerTest,
     /// Set for `#[should_panic]` tests, which cannot be failed by a panic: they fail by
     /// returning this instead.
     return_instead_of_panic: Option<fn() -> T>,
@@ -35,14 +38,32 @@ impl<T> Options<T> {
         Options {
             module_path,
             name,
-            grace: None,
+            per_test: PerTest::default(),
             return_instead_of_panic: None,
         }
     }
 
     /// The test's own grace period.
     pub fn grace_ms(mut self, ms: u64) -> Self {
-        self.grace = Some(Duration::from_millis(ms));
+        self.per_test.grace = Some(Duration::from_millis(ms));
+        self
+    }
+
+    /// The test's own hang guard.
+    pub fn timeout_ms(mut self, ms: u64) -> Self {
+        self.per_test.timeout = Some(Duration::from_millis(ms));
+        self
+    }
+
+    /// Spawn sites whose stragglers are expected.
+    pub fn allow_sites(mut self, sites: &'static [&'static str]) -> Self {
+        self.per_test.allow_sites = sites;
+        self
+    }
+
+    /// Task names whose stragglers are expected.
+    pub fn allow_names(mut self, names: &'static [&'static str]) -> Self {
+        self.per_test.allow_names = names;
         self
     }
 
@@ -54,8 +75,13 @@ impl<T> Options<T> {
         }
     }
 
-    fn begin(&self, own_runtime: Option<&tokio::runtime::Handle>) -> Check {
-        Check::begin(self.test_name(), config::grace(self.grace), own_runtime)
+    fn begin(&self, settings: &Settings, own_runtime: Option<&tokio::runtime::Handle>) -> Check {
+        Check::begin(
+            self.test_name(),
+            settings.grace,
+            settings.allow.clone(),
+            own_runtime,
+        )
     }
 }
 
@@ -67,6 +93,14 @@ impl Options<()> {
     }
 }
 
+/// How a checked body ended.
+enum Finished<T> {
+    /// It returned or panicked; the report, if anything leaked.
+    Body(std::thread::Result<T>, Option<LeakReport>),
+    /// It ran past its timeout.
+    TimedOut(LeakReport),
+}
+
 /// Runs an async test on a runtime built from `builder`, then checks it, then shuts the runtime
 /// down with a timeout.
 #[track_caller]
@@ -75,63 +109,153 @@ pub fn run_test<T>(
     options: Options<T>,
     body: impl Future<Output = T>,
 ) -> T {
+    let settings = Settings::resolve(&options.per_test);
     let runtime = builder
         .build()
         .unwrap_or_else(|error| panic!("leak-check: cannot build the test's runtime: {error}"));
-    let check = options.begin(Some(runtime.handle()));
-    let (outcome, report) = runtime.block_on(async {
-        let outcome = Guarded::new(check.owner(), body).await;
-        (outcome, check.conclude().await)
-    });
+    if settings.mode == Mode::Off {
+        let output = runtime.block_on(body);
+        runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
+        return output;
+    }
+    let check = options.begin(&settings, Some(runtime.handle()));
+    let finished = runtime.block_on(run_checked(check, body, settings.timeout));
     runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
-    verdict(outcome, report, options)
+    verdict(finished, &settings, options)
 }
 
 /// Checks an async test whose runtime someone else runs (another test attribute).
 pub async fn check_async<T>(options: Options<T>, body: impl Future<Output = T>) -> T {
-    let check = options.begin(None);
-    let outcome = Guarded::new(check.owner(), body).await;
-    let report = check.conclude().await;
-    verdict(outcome, report, options)
+    let settings = Settings::resolve(&options.per_test);
+    if settings.mode == Mode::Off {
+        return body.await;
+    }
+    let check = options.begin(&settings, None);
+    let finished = run_checked(check, body, settings.timeout).await;
+    verdict(finished, &settings, options)
 }
 
-/// Checks a sync test, whose tasks run on runtimes that outlive it.
+/// Checks a sync test (or a checked sync helper), whose tasks run on runtimes that outlive it.
 #[track_caller]
 pub fn check_sync<T>(options: Options<T>, body: impl FnOnce() -> T) -> T {
-    let check = options.begin(None);
+    let settings = Settings::resolve(&options.per_test);
+    if settings.mode == Mode::Off {
+        return body();
+    }
+    let check = options.begin(&settings, None);
     let outcome = {
         let _owner = ownership::enter(check.owner());
         catch_unwind(AssertUnwindSafe(body))
     };
     let report = wait::block_on(check.conclude());
-    verdict(outcome, report, options)
+    verdict(Finished::Body(outcome, report), &settings, options)
+}
+
+async fn run_checked<T>(
+    check: Check,
+    body: impl Future<Output = T>,
+    timeout: Option<Duration>,
+) -> Finished<T> {
+    let started = Instant::now();
+    let guarded = Guarded::new(check.owner(), body);
+    let Some(limit) = timeout else {
+        let outcome = guarded.await;
+        return Finished::Body(outcome, check.conclude().await);
+    };
+    // The body is dropped at the end of this statement, before its tasks are looked at.
+    let outcome = TimeLimited::new(guarded, started + limit).await;
+    match outcome {
+        Some(outcome) => Finished::Body(outcome, check.conclude().await),
+        None => Finished::TimedOut(check.timed_out(limit, started).await),
+    }
 }
 
 /// Turns what the body did and what leaked into the test's result.
 #[track_caller]
-fn verdict<T>(
-    outcome: std::thread::Result<T>,
-    report: Option<LeakReport>,
-    options: Options<T>,
-) -> T {
-    let Some(report) = report else {
-        return outcome.unwrap_or_else(|payload| resume_unwind(payload));
+fn verdict<T>(finished: Finished<T>, settings: &Settings, options: Options<T>) -> T {
+    let (outcome, report) = match finished {
+        Finished::Body(outcome, None) => return outcome.unwrap_or_else(|p| resume_unwind(p)),
+        Finished::Body(outcome, Some(report)) => (Some(outcome), report),
+        // A body that never finished has no result to return, whatever the mode.
+        Finished::TimedOut(report) => (None, report),
     };
-    if let Some(return_normally) = options.return_instead_of_panic {
-        let panicked = if outcome.is_err() {
-            " and panicked"
-        } else {
-            ""
-        };
-        eprintln!(
-            "{report}\n\nleak-check: this test expects a panic{panicked}; leak-check fails it by returning normally instead."
-        );
-        return return_normally();
+    publish(&report, settings);
+    match (outcome, settings.mode, options.return_instead_of_panic) {
+        (Some(outcome), Mode::Warn, _) => {
+            print_uncaptured(&format!(
+                "{}\n\nleak-check: {}=warn, so the test is not failed for this.\n",
+                paint(&report.to_string()),
+                crate::config::MODE_ENV
+            ));
+            outcome.unwrap_or_else(|p| resume_unwind(p))
+        }
+        (Some(outcome), _, Some(return_normally)) => {
+            let panicked = if outcome.is_err() {
+                " and panicked"
+            } else {
+                ""
+            };
+            eprintln!(
+                "{report}\n\nleak-check: this test expects a panic{panicked}; leak-check fails it by returning normally instead."
+            );
+            return_normally()
+        }
+        (Some(Err(payload)), _, None) => panic!("{}\n\n{report}", panic_message(&*payload)),
+        _ => panic!("{report}"),
     }
-    match outcome {
-        Ok(_) => panic!("{report}"),
-        Err(payload) => panic!("{}\n\n{report}", panic_message(&*payload)),
+}
+
+/// The report for machines and CI, where the environment asks for it.
+fn publish(report: &LeakReport, settings: &Settings) {
+    if let Some(path) = &settings.report_file {
+        if let Err(error) = export::append_line(path, &export::to_json(report, settings.mode)) {
+            eprintln!("leak-check: cannot append to {}: {error}", path.display());
+        }
     }
+    if let Some(workspace) = &settings.github {
+        let lines = export::annotations(report, settings.mode, workspace.as_deref());
+        print_uncaptured_stdout(&lines.join("\n"));
+    }
+}
+
+/// Writes to the process's stderr itself, past the test harness's capture, so a warning shows
+/// for a test that passes.
+fn print_uncaptured(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Workflow commands must reach the job's log even for tests that pass (warn mode).
+fn print_uncaptured_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+}
+
+/// Colours a report printed straight to a terminal: never with `NO_COLOR`, never into a pipe or
+/// file. Panic messages are never coloured: harnesses capture them and `should_panic` matches
+/// them.
+fn paint(report: &str) -> String {
+    let wants_color = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    if !wants_color {
+        return report.to_owned();
+    }
+    report
+        .lines()
+        .map(|line| {
+            if line.starts_with("leak-check:") {
+                format!("\x1b[1;33m{line}\x1b[0m")
+            } else if line.trim_start().starts_with("hint:") {
+                format!("\x1b[36m{line}\x1b[0m")
+            } else if line.starts_with("  ") && line.contains(" spawned at ") {
+                format!("\x1b[1m{line}\x1b[0m")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> &str {

@@ -39,6 +39,9 @@ struct Shard {
     records: Mutex<Records>,
     spawned: AtomicU64,
     finished: AtomicU64,
+    /// Background tasks are counted apart: the check never waits for them.
+    background_spawned: AtomicU64,
+    background_finished: AtomicU64,
 }
 
 struct Records {
@@ -63,6 +66,8 @@ impl CheckCore {
                     }),
                     spawned: AtomicU64::new(0),
                     finished: AtomicU64::new(0),
+                    background_spawned: AtomicU64::new(0),
+                    background_finished: AtomicU64::new(0),
                 })
                 .collect(),
             waiter: Waiter::default(),
@@ -84,17 +89,33 @@ impl CheckCore {
             }
             records.list.push(Arc::downgrade(record));
         }
-        shard.spawned.fetch_add(1, Ordering::SeqCst);
+        let spawned = if record.background {
+            &shard.background_spawned
+        } else {
+            &shard.spawned
+        };
+        spawned.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Called once the task's future or closure is gone.
     pub(crate) fn finish(&self, record: &TaskRecord) {
         record.mark_done();
-        self.my_shard().finished.fetch_add(1, Ordering::SeqCst);
-        if self.waiter.armed.load(Ordering::SeqCst)
-            && self.live() <= self.waiter.target.load(Ordering::SeqCst)
-        {
-            self.waiter.wake();
+        let shard = self.my_shard();
+        let finished = if record.background {
+            &shard.background_finished
+        } else {
+            &shard.finished
+        };
+        finished.fetch_add(1, Ordering::SeqCst);
+        if self.waiter.armed.load(Ordering::SeqCst) {
+            let left = if record.background {
+                self.live_background()
+            } else {
+                self.live()
+            };
+            if left <= self.waiter.target.load(Ordering::SeqCst) {
+                self.waiter.wake();
+            }
         }
     }
 
@@ -102,16 +123,30 @@ impl CheckCore {
     /// one: a task counted as finished was counted as spawned first, so the result is never
     /// below the truth, and 0 means every task spawned so far has finished; since only live
     /// tasks (or the ended body) can spawn more, it stays 0.
+    /// Background tasks are not counted here: see [`CheckCore::live_background`].
     pub(crate) fn live(&self) -> usize {
+        self.count(|s| &s.spawned, |s| &s.finished)
+    }
+
+    /// Background tasks of this check still alive, read the same way as [`CheckCore::live`].
+    pub(crate) fn live_background(&self) -> usize {
+        self.count(|s| &s.background_spawned, |s| &s.background_finished)
+    }
+
+    fn count(
+        &self,
+        spawned: impl Fn(&Shard) -> &AtomicU64,
+        finished: impl Fn(&Shard) -> &AtomicU64,
+    ) -> usize {
         let finished: u64 = self
             .shards
             .iter()
-            .map(|s| s.finished.load(Ordering::SeqCst))
+            .map(|s| finished(s).load(Ordering::SeqCst))
             .sum();
         let spawned: u64 = self
             .shards
             .iter()
-            .map(|s| s.spawned.load(Ordering::SeqCst))
+            .map(|s| spawned(s).load(Ordering::SeqCst))
             .sum();
         usize::try_from(spawned.saturating_sub(finished)).unwrap_or(usize::MAX)
     }
@@ -132,7 +167,8 @@ impl CheckCore {
         alive
     }
 
-    /// Wakes `waker` whenever a task finishes and at most `target` tasks are left alive.
+    /// Wakes `waker` whenever a task finishes and at most `target` tasks of its kind (background
+    /// or not) are left alive.
     pub(crate) fn wake_when_at_most(&self, target: usize, waker: &Waker) {
         self.waiter.set(target, waker);
     }
@@ -237,7 +273,7 @@ mod tests {
                             }
                             None => (c, Owner::Body(checks[c].clone())),
                         };
-                        let record = TaskRecord::new(&owner, Location::caller(), None, TaskKind::Async);
+                        let record = TaskRecord::new(&owner, Location::caller(), None, TaskKind::Async, false);
                         let registration = Registration::new(record);
                         model.get_mut(&check).unwrap().insert(Arc::as_ptr(&registration.record) as usize);
                         live.push((check, registration));
@@ -283,7 +319,8 @@ mod tests {
         let mut batch = Vec::with_capacity(1000);
         for _ in 0..1000 {
             for _ in 0..1000 {
-                let record = TaskRecord::new(&owner, Location::caller(), None, TaskKind::Async);
+                let record =
+                    TaskRecord::new(&owner, Location::caller(), None, TaskKind::Async, false);
                 batch.push(Registration::new(record));
             }
             assert_eq!(check.live(), 1000);
@@ -309,13 +346,19 @@ mod tests {
             Location::caller(),
             None,
             TaskKind::Async,
+            false,
         ));
         std::thread::scope(|scope| {
             for _ in 0..2 {
                 scope.spawn(|| {
                     for _ in 0..20_000 {
-                        let record =
-                            TaskRecord::new(&owner, Location::caller(), None, TaskKind::Async);
+                        let record = TaskRecord::new(
+                            &owner,
+                            Location::caller(),
+                            None,
+                            TaskKind::Async,
+                            false,
+                        );
                         let registration = Registration::new(record);
                         // Finish it on another thread half the time, as workers do.
                         std::thread::scope(|inner| {

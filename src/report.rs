@@ -12,15 +12,16 @@ use crate::task::{Parent, TaskKind, TaskRecord, TaskState};
 const MAX_SITES: usize = 20;
 
 /// One task still alive after the grace period.
+#[derive(Clone)]
 pub(crate) struct Straggler {
-    site: &'static Location<'static>,
-    name: Option<String>,
+    pub(crate) site: &'static Location<'static>,
+    pub(crate) name: Option<String>,
     /// Spawn sites of the ancestors, the test body's child first. `None` marks a cut.
-    chain: Vec<Option<&'static Location<'static>>>,
-    age: Option<Duration>,
-    polls: u32,
-    idle_for: Option<Duration>,
-    state: TaskState,
+    pub(crate) chain: Vec<Option<&'static Location<'static>>>,
+    pub(crate) age: Option<Duration>,
+    pub(crate) polls: u32,
+    pub(crate) idle_for: Option<Duration>,
+    pub(crate) state: TaskState,
 }
 
 impl Straggler {
@@ -59,13 +60,25 @@ impl Straggler {
     }
 }
 
-/// Everything a leaking test reports.
+/// Why the report was made.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReportKind {
+    /// Tasks were still alive when the grace period after the body ran out.
+    Leak,
+    /// The body itself did not finish within the test's timeout.
+    Timeout(Duration),
+}
+
+/// Everything a leaking (or hanging) test reports.
 pub(crate) struct LeakReport {
+    pub(crate) kind: ReportKind,
     pub(crate) test: String,
     pub(crate) waited: Duration,
     pub(crate) stragglers: Vec<Straggler>,
     /// Alive tasks of the test's runtime that were not spawned through leak-check.
     pub(crate) untracked: usize,
+    /// Stragglers left out because an allow-list names them (they are aborted all the same).
+    pub(crate) allowed: usize,
 }
 
 impl LeakReport {
@@ -73,11 +86,12 @@ impl LeakReport {
         self.stragglers.is_empty() && self.untracked == 0
     }
 
-    fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         self.stragglers.len() + self.untracked
     }
 
-    fn groups(&self) -> Vec<Group<'_>> {
+    /// The stragglers by spawn site, the site with most tasks first.
+    pub(crate) fn groups(&self) -> Vec<Group<'_>> {
         let mut by_site: HashMap<(&str, u32, u32), Group<'_>> = HashMap::new();
         for straggler in &self.stragglers {
             let key = (
@@ -105,20 +119,59 @@ impl LeakReport {
     }
 }
 
-struct Group<'a> {
-    site: &'static Location<'static>,
-    members: Vec<&'a Straggler>,
+pub(crate) struct Group<'a> {
+    pub(crate) site: &'static Location<'static>,
+    pub(crate) members: Vec<&'a Straggler>,
+}
+
+impl Group<'_> {
+    /// How many members are in each state, most first.
+    pub(crate) fn states(&self) -> Vec<(TaskState, usize)> {
+        let mut states: Vec<(TaskState, usize)> = Vec::new();
+        for straggler in &self.members {
+            match states
+                .iter_mut()
+                .find(|(state, _)| *state == straggler.state)
+            {
+                Some((_, n)) => *n += 1,
+                None => states.push((straggler.state, 1)),
+            }
+        }
+        states.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        states
+    }
+
+    /// The distinct task names, sorted.
+    pub(crate) fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .members
+            .iter()
+            .filter_map(|s| s.name.as_deref())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
 }
 
 impl Display for LeakReport {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "leak-check: test `{}` leaked {} (still alive {} after the body returned)",
-            self.test,
-            plural(self.total(), "task"),
-            Human(self.waited)
-        )?;
+        match self.kind {
+            ReportKind::Leak => writeln!(
+                f,
+                "leak-check: test `{}` leaked {} (still alive {} after the body returned)",
+                self.test,
+                plural(self.total(), "task"),
+                Human(self.waited)
+            )?,
+            ReportKind::Timeout(limit) => writeln!(
+                f,
+                "leak-check: test `{}` did not finish within {}; {} still alive when it was stopped",
+                self.test,
+                Human(limit),
+                plural(self.total(), "task"),
+            )?,
+        }
         let groups = self.groups();
         for group in groups.iter().take(MAX_SITES) {
             writeln!(f)?;
@@ -146,6 +199,14 @@ impl Display for LeakReport {
             writeln!(
                 f,
                 "      hint: spawn with `leak_check::spawn` (a drop-in for `tokio::spawn`) to see where each was spawned"
+            )?;
+        }
+        if self.allowed > 0 {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "  ({} left out by an allow-list, and stopped all the same)",
+                plural(self.allowed, "straggler")
             )?;
         }
         writeln!(f)?;
@@ -247,7 +308,7 @@ impl Display for Group<'_> {
     }
 }
 
-fn state_name(state: TaskState) -> &'static str {
+pub(crate) fn state_name(state: TaskState) -> &'static str {
     match state {
         TaskState::Stranded => "stranded",
         TaskState::Waiting => "waiting",
@@ -286,11 +347,13 @@ fn hint(state: TaskState) -> &'static str {
             "it waits for a message or signal that never comes: drop the last sender or close the \
              channel when the work is done, give its loop a cancellation branch (CancellationToken) \
              in its select!, or keep its JoinHandle and await or abort it; a worker that holds the \
-             Arc whose Drop would stop it should hold a Weak instead"
+             Arc whose Drop would stop it should hold a Weak instead; a server meant to outlive \
+             the body belongs in leak_check::spawn_background"
         }
         TaskState::Busy => {
             "a loop that never ends (an interval or retry loop): add a cancellation branch, \
-             `tokio::select! { _ = token.cancelled() => break, ... }`, and cancel it when the test is done"
+             `tokio::select! { _ = token.cancelled() => break, ... }`, and cancel it when the test is \
+             done; a ticker meant to outlive the body belongs in leak_check::spawn_background"
         }
         TaskState::Runnable => {
             "it was about to run when the grace period ended; if it would finish on its own, give it \

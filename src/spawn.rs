@@ -108,6 +108,31 @@ where
     Builder::new().spawn_in(set, future)
 }
 
+/// Spawns background work that is meant to run for the whole test and beyond its body: a
+/// server, a ticker. It is never reported as a leak, and it is aborted and dropped when the test
+/// ends, after the check. Tasks it spawns are background work too.
+///
+/// ```
+/// use leak_check::leak_check;
+///
+/// #[leak_check]
+/// async fn talks_to_a_server() {
+///     let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(8);
+///     leak_check::spawn_background(async move { while rx.recv().await.is_some() {} });
+///     tx.send(1).await.unwrap();
+///     // `tx` lives on in the test's fixtures; the server is stopped when the test ends.
+///     std::mem::forget(tx);
+/// }
+/// ```
+#[track_caller]
+pub fn spawn_background<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Builder::new().background().spawn(future)
+}
+
 /// Spawns tasks with options, such as a name that the leak report shows.
 ///
 /// ```
@@ -121,6 +146,8 @@ where
 pub struct Builder {
     #[cfg_attr(not(feature = "tracking"), allow(dead_code))]
     name: Option<Cow<'static, str>>,
+    #[cfg_attr(not(feature = "tracking"), allow(dead_code))]
+    background: bool,
 }
 
 impl Builder {
@@ -132,6 +159,13 @@ impl Builder {
     /// Names the task; the leak report shows the name beside the spawn site.
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Marks the task as background work meant to outlive the test's body, like
+    /// [`spawn_background`]: never reported, always aborted when the test ends.
+    pub fn background(mut self) -> Self {
+        self.background = true;
         self
     }
 
@@ -233,7 +267,13 @@ impl Builder {
     fn register(self, kind: TaskKind) -> Option<Registration> {
         let site = std::panic::Location::caller();
         ownership::with_current(|owner| {
-            Registration::new(TaskRecord::new(owner, site, self.name, kind))
+            Registration::new(TaskRecord::new(
+                owner,
+                site,
+                self.name,
+                kind,
+                self.background,
+            ))
         })
     }
 }

@@ -63,6 +63,9 @@ pub(crate) struct TaskRecord {
     pub(crate) check: Arc<CheckCore>,
     pub(crate) origin: Origin,
     pub(crate) kind: TaskKind,
+    /// Sanctioned to outlive the body (a server, a ticker): never reported, always stopped at
+    /// the end. Whatever such a task spawns is background too.
+    pub(crate) background: bool,
     /// Made when the task first spawns a child, which links to it.
     origin_for_children: OnceLock<Arc<Origin>>,
     /// Only blocking tasks have one; an async task is aborted through `abort_requested`.
@@ -93,7 +96,9 @@ impl TaskRecord {
         site: &'static Location<'static>,
         name: Option<Cow<'static, str>>,
         kind: TaskKind,
+        background: bool,
     ) -> Self {
+        let background = background || matches!(owner, Owner::Task(parent) if parent.background);
         let (check, parent, depth) = match owner {
             Owner::Body(check) => (check.clone(), Parent::Body, 1),
             Owner::Task(parent) if parent.origin.depth >= MAX_CHAIN_DEPTH => {
@@ -114,6 +119,7 @@ impl TaskRecord {
                 depth,
             },
             kind,
+            background,
             origin_for_children: OnceLock::new(),
             abort: OnceLock::new(),
             abort_requested: AtomicBool::new(false),

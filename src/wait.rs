@@ -144,3 +144,41 @@ fn run_timer(shared: &TimerShared) {
         }
     }
 }
+
+pin_project_lite::pin_project! {
+    /// Runs `future` until `deadline` (real time); `None` if the deadline came first.
+    pub(crate) struct TimeLimited<F> {
+        #[pin]
+        future: F,
+        deadline: Instant,
+        timer: Option<Timer>,
+    }
+}
+
+impl<F> TimeLimited<F> {
+    pub(crate) fn new(future: F, deadline: Instant) -> Self {
+        TimeLimited {
+            future,
+            deadline,
+            timer: None,
+        }
+    }
+}
+
+impl<F: Future> Future for TimeLimited<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.future.poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        if Instant::now() >= *this.deadline {
+            return Poll::Ready(None);
+        }
+        this.timer
+            .get_or_insert_with(Timer::start)
+            .wake_at(*this.deadline, cx.waker());
+        Poll::Pending
+    }
+}

@@ -6,8 +6,8 @@ use syn::{LitBool, LitInt, LitStr, Path};
 
 pub(crate) const RUNTIME_KEYS: &str =
     "`flavor`, `worker_threads`, `start_paused`, `crate`, `unhandled_panic`";
-const ALL_KEYS: &str =
-    "`flavor`, `worker_threads`, `start_paused`, `crate`, `unhandled_panic`, `grace_ms`";
+const ALL_KEYS: &str = "`flavor`, `worker_threads`, `start_paused`, `crate`, `unhandled_panic`, \
+    `grace_ms`, `timeout_ms`, `allow_sites`, `allow_names`";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flavor {
@@ -24,11 +24,14 @@ pub(crate) struct Spanned<T> {
 #[derive(Default)]
 pub(crate) struct Args {
     pub(crate) flavor: Option<Spanned<Flavor>>,
-    pub(crate) worker_threads: Option<Spanned<LitInt>>,
+    pub(crate) worker_threads: Option<Spanned<usize>>,
     pub(crate) start_paused: Option<Spanned<LitBool>>,
     pub(crate) crate_path: Option<Spanned<Path>>,
     pub(crate) unhandled_panic: Option<Spanned<LitStr>>,
-    pub(crate) grace_ms: Option<Spanned<LitInt>>,
+    pub(crate) grace_ms: Option<Spanned<u64>>,
+    pub(crate) timeout_ms: Option<Spanned<u64>>,
+    pub(crate) allow_sites: Option<Spanned<Vec<LitStr>>>,
+    pub(crate) allow_names: Option<Spanned<Vec<LitStr>>>,
 }
 
 /// Where a list of arguments was written: leak-check's own, or `#[tokio::test]`'s.
@@ -74,14 +77,11 @@ impl Args {
             }
             "worker_threads" => {
                 let lit: LitInt = value(&meta, "worker_threads = 2")?;
-                lit.base10_parse::<usize>().and_then(|n| {
-                    if n == 0 {
-                        Err(syn::Error::new(lit.span(), "`worker_threads` must be at least 1"))
-                    } else {
-                        Ok(())
-                    }
-                })?;
-                set(&mut self.worker_threads, "worker_threads", Spanned { value: lit, span })
+                let n = lit.base10_parse::<usize>()?;
+                if n == 0 {
+                    return Err(syn::Error::new(lit.span(), "`worker_threads` must be at least 1"));
+                }
+                set(&mut self.worker_threads, "worker_threads", Spanned { value: n, span })
             }
             "start_paused" => {
                 let lit: LitBool = value(&meta, "start_paused = true")?;
@@ -104,13 +104,28 @@ impl Args {
                 }
                 set(&mut self.unhandled_panic, "unhandled_panic", Spanned { value: lit, span })
             }
-            "grace_ms" if source == Source::TokioTest => Err(meta.error(
-                "`grace_ms` is leak-check's argument: write it in `#[leak_check(grace_ms = ...)]`",
-            )),
+            "grace_ms" | "timeout_ms" | "allow_sites" | "allow_names"
+                if source == Source::TokioTest =>
+            {
+                Err(meta.error(format!(
+                    "`{key}` is leak-check's argument: write it in `#[leak_check({key} = ...)]`"
+                )))
+            }
             "grace_ms" => {
-                let lit: LitInt = value(&meta, "grace_ms = 250")?;
-                lit.base10_parse::<u64>()?;
-                set(&mut self.grace_ms, "grace_ms", Spanned { value: lit, span })
+                let ms = millis(&meta, "grace_ms = 250")?;
+                set(&mut self.grace_ms, "grace_ms", Spanned { value: ms, span })
+            }
+            "timeout_ms" => {
+                let ms = millis(&meta, "timeout_ms = 30000")?;
+                set(&mut self.timeout_ms, "timeout_ms", Spanned { value: ms, span })
+            }
+            "allow_sites" => {
+                let list = strings(&meta, "allow_sites = [\"src/metrics.rs\", \"*/background/*\"]")?;
+                set(&mut self.allow_sites, "allow_sites", Spanned { value: list, span })
+            }
+            "allow_names" => {
+                let list = strings(&meta, "allow_names = [\"metrics-flusher\"]")?;
+                set(&mut self.allow_names, "allow_names", Spanned { value: list, span })
             }
             _ if source == Source::TokioTest => Err(meta.error(format!(
                 "leak-check builds this test's runtime and does not know this `#[tokio::test]` argument; it knows {RUNTIME_KEYS}"
@@ -180,6 +195,37 @@ impl Args {
         }
         Ok(())
     }
+}
+
+/// A whole number of milliseconds; kept as a number so a suffix such as `250u32` cannot leak
+/// into the generated code.
+fn millis(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<u64> {
+    let lit: LitInt = value(meta, example)?;
+    lit.base10_parse::<u64>()
+}
+
+/// A list of string literals: `["a", "b"]`.
+fn strings(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<Vec<LitStr>> {
+    let key = meta
+        .path
+        .get_ident()
+        .map(|i| i.to_string())
+        .unwrap_or_default();
+    let array: syn::ExprArray = value(meta, example)?;
+    array
+        .elems
+        .iter()
+        .map(|element| match element {
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(lit),
+                ..
+            }) => Ok(lit.clone()),
+            other => Err(syn::Error::new_spanned(
+                other,
+                format!("`{key}` takes string literals, like `{example}`"),
+            )),
+        })
+        .collect()
 }
 
 fn value<T: syn::parse::Parse>(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<T> {

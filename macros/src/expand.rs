@@ -55,13 +55,29 @@ fn attributes(test: &Test) -> Vec<syn::Attribute> {
 
 fn options(test: &Test, function: &ItemFn) -> TokenStream {
     let name = function.sig.ident.to_string();
-    let grace = test.args.grace_ms.as_ref().map(|g| {
-        let lit = &g.value;
-        quote!(.grace_ms(#lit))
-    });
+    let args = &test.args;
+    let millis = |method: &str, value: &Option<crate::args::Spanned<u64>>| {
+        value.as_ref().map(|v| {
+            let method = syn::Ident::new(method, v.span);
+            let ms = proc_macro2::Literal::u64_unsuffixed(v.value);
+            quote!(.#method(#ms))
+        })
+    };
+    let strings = |method: &str, value: &Option<crate::args::Spanned<Vec<syn::LitStr>>>| {
+        value.as_ref().map(|v| {
+            let method = syn::Ident::new(method, v.span);
+            let items = &v.value;
+            quote!(.#method(&[#(#items),*]))
+        })
+    };
+    let grace = millis("grace_ms", &args.grace_ms);
+    let timeout = millis("timeout_ms", &args.timeout_ms);
+    let sites = strings("allow_sites", &args.allow_sites);
+    let names = strings("allow_names", &args.allow_names);
     let expects_panic = test.expects_panic.then(|| quote!(.expects_panic()));
     quote! {
-        ::leak_check::__private::Options::new(::core::module_path!(), #name) #grace #expects_panic
+        ::leak_check::__private::Options::new(::core::module_path!(), #name)
+            #grace #timeout #sites #names #expects_panic
     }
 }
 
@@ -107,7 +123,7 @@ fn builder(args: &Args) -> TokenStream {
     };
     let mut calls = Vec::new();
     if let Some(n) = &args.worker_threads {
-        let n = &n.value;
+        let n = proc_macro2::Literal::usize_unsuffixed(n.value);
         calls.push(quote!(.worker_threads(#n)));
     }
     if let Some(paused) = &args.start_paused {

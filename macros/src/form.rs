@@ -62,18 +62,14 @@ fn is_leak_check(path: &Path) -> bool {
     )
 }
 
-/// Whether `#[tokio::test]` has already expanded this function: it writes the standard test
-/// attribute in full and blocks on the body, and the runtime it builds is gone before a check
-/// after it could look.
-fn is_tokio_expansion(attr: &Attribute, function: &ItemFn) -> bool {
-    let written_in_full = attr.path().leading_colon.is_some() && attr.path().segments.len() == 4;
-    written_in_full
-        && function.sig.asyncness.is_none()
-        && function
-            .block
-            .stmts
-            .iter()
-            .any(|stmt| quote::quote!(#stmt).to_string().contains("block_on"))
+/// Whether `#[tokio::test]` has already expanded this function (so the runtime it builds is gone
+/// before a check after it could look): its expansion builds the runtime with this message.
+fn is_tokio_expansion(function: &ItemFn) -> bool {
+    let block = &function.block;
+    function.sig.asyncness.is_none()
+        && quote::quote!(#block)
+            .to_string()
+            .contains("\"Failed building the Runtime\"")
 }
 
 pub(crate) fn analyze(mut args: Args, function: &ItemFn) -> syn::Result<Test> {
@@ -105,7 +101,7 @@ pub(crate) fn analyze(mut args: Args, function: &ItemFn) -> syn::Result<Test> {
                 ),
             ));
         }
-        if matches!(kind, TestAttr::Std) && is_tokio_expansion(attr, function) {
+        if matches!(kind, TestAttr::Std) && is_tokio_expansion(function) {
             return Err(syn::Error::new(
                 proc_macro2::Span::call_site(),
                 "`#[leak_check]` must be written above `#[tokio::test]`: below it, the runtime is dropped (and the test's tasks with it) before leak-check can look",
@@ -153,6 +149,12 @@ pub(crate) fn analyze(mut args: Args, function: &ItemFn) -> syn::Result<Test> {
                 ))
             }
         }
+    }
+    if let (Form::Sync, Some(timeout)) = (&form, &args.timeout_ms) {
+        return Err(syn::Error::new(
+            timeout.span,
+            "`timeout_ms` needs an `async fn` test: a sync body cannot be stopped from outside; make the test `async`, or remove this argument",
+        ));
     }
     args.validate()?;
 

@@ -2,6 +2,8 @@
 //! really fails, and says where the report should point.
 #![allow(dead_code)] // each test crate uses part of this
 
+pub mod ticker;
+
 use std::process::Command;
 
 /// What one run of an ignored target printed, and whether it passed.
