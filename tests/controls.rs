@@ -209,11 +209,10 @@ fn github_annotations_point_at_the_spawn_line() {
 #[leak_check]
 #[ignore = "leaks on purpose; run by json_reports_are_one_line_per_leaking_test"]
 async fn json_leak_a() {
+    let named = leak_check::Builder::new().name("worker");
     for _ in 0..2 {
-        // site(json_a): spawn
-        leak_check::Builder::new()
-            .name("worker")
-            .spawn(std::future::pending::<()>());
+        // site(json_a): spawn(
+        named.clone().spawn(std::future::pending::<()>());
     }
 }
 
