@@ -10,13 +10,16 @@ use crate::allow::AllowList;
 use crate::ownership::Owner;
 use crate::registry::CheckCore;
 use crate::report::{LeakReport, ReportKind, Straggler};
-use crate::task::{TaskKind, TaskRecord};
+use crate::task::TaskRecord;
 use crate::wait::Until;
 
 /// How often tokio's alive-task count is re-read while settling; it cannot wake anyone.
 const RECOUNT_EVERY: Duration = Duration::from_millis(5);
 /// How long aborted tasks get to be dropped before the test moves on.
 const DROP_TIMEOUT: Duration = Duration::from_secs(1);
+/// A woken task not polled for this long at the deadline is waiting for a thread, and the
+/// deadline moves on by this much, up to the hard deadline.
+const PATIENCE: Duration = Duration::from_millis(10);
 
 pub(crate) struct Check {
     core: Arc<CheckCore>,
@@ -95,16 +98,32 @@ impl Check {
     /// Call when the body has returned or panicked. Returns the report if tasks leaked, after
     /// aborting them; background tasks are stopped either way.
     pub(crate) async fn conclude(self) -> Option<LeakReport> {
-        let report = self.settle().await;
-        let stragglers: Vec<_> = self
+        let mut report = self.settle().await;
+        let reported: Vec<*const TaskRecord> = self.reportable().iter().map(Arc::as_ptr).collect();
+        self.stop_foreground().await;
+        // Stopping drops futures, whose Drop impls may spawn: those are stragglers too.
+        let mut late = self.reportable();
+        late.retain(|record| !reported.contains(&Arc::as_ptr(record)));
+        if let (Some(report), false) = (&mut report, late.is_empty()) {
+            let now = Instant::now();
+            report
+                .stragglers
+                .extend(late.iter().map(|record| Straggler::describe(record, now)));
+        }
+        drop(late);
+        self.stop_foreground().await;
+        self.stop_background().await;
+        report
+    }
+
+    async fn stop_foreground(&self) {
+        let tasks: Vec<_> = self
             .core
             .snapshot()
             .into_iter()
             .filter(|record| !record.background)
             .collect();
-        self.stop(stragglers, false).await;
-        self.stop_background().await;
-        report
+        self.stop(tasks, false).await;
     }
 
     async fn settle(&self) -> Option<LeakReport> {
@@ -116,9 +135,10 @@ impl Check {
             record.mark();
         }
         let starved = || {
+            let now = Instant::now();
             self.reportable()
                 .iter()
-                .any(|record| record.starved_since(body_ended))
+                .any(|record| record.starved(now, PATIENCE))
         };
         let deadline = body_ended + self.grace;
         let hard_deadline = deadline + (self.grace * 4).max(Duration::from_secs(1));
@@ -143,13 +163,7 @@ impl Check {
     /// then stopped like stragglers.
     pub(crate) async fn timed_out(self, limit: Duration, body_started: Instant) -> LeakReport {
         let report = self.report(ReportKind::Timeout(limit), body_started);
-        let tasks: Vec<_> = self
-            .core
-            .snapshot()
-            .into_iter()
-            .filter(|record| !record.background)
-            .collect();
-        self.stop(tasks, false).await;
+        self.stop_foreground().await;
         self.stop_background().await;
         report
     }
@@ -169,7 +183,10 @@ impl Check {
         if records.is_empty() {
             return;
         }
-        let blocking = count_kind(&records, TaskKind::Blocking);
+        let blocking = records
+            .iter()
+            .filter(|record| record.closure_running())
+            .count();
         for record in &records {
             record.abort();
         }
@@ -254,8 +271,4 @@ impl Check {
             allowed,
         }
     }
-}
-
-fn count_kind(records: &[Arc<TaskRecord>], kind: TaskKind) -> usize {
-    records.iter().filter(|record| record.kind == kind).count()
 }

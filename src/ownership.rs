@@ -19,18 +19,28 @@ pub(crate) enum Owner {
     Task(Arc<TaskRecord>),
 }
 
+/// The owner of this thread's current scope, and the tokio task (if any) that entered it.
+struct Current {
+    owner: Owner,
+    task: Option<tokio::task::Id>,
+}
+
 thread_local! {
-    static CURRENT: Cell<Option<Owner>> = const { Cell::new(None) };
+    static CURRENT: Cell<Option<Current>> = const { Cell::new(None) };
 }
 
 /// Calls `f` with the owner of whatever is spawned here and now, if a check is active.
+///
+/// A tokio task other than the one that entered the scope may be running inside it: a sync
+/// test's body that calls `block_on` on a current-thread runtime polls that runtime's tasks,
+/// which belong to whoever spawned them, not to this test.
 pub(crate) fn with_current<R>(f: impl FnOnce(&Owner) -> R) -> Option<R> {
     CURRENT
         .try_with(|cell| {
-            let owner = cell.take()?;
-            let result = f(&owner);
-            cell.set(Some(owner));
-            Some(result)
+            let current = cell.take()?;
+            let result = (current.task == tokio::task::try_id()).then(|| f(&current.owner));
+            cell.set(Some(current));
+            result
         })
         .ok()
         .flatten()
@@ -38,15 +48,24 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Owner) -> R) -> Option<R> {
 
 /// Makes `owner` current until the guard drops, then restores what was current before.
 pub(crate) fn enter(owner: Owner) -> Entered {
+    let current = Current {
+        owner,
+        task: tokio::task::try_id(),
+    };
     let previous = CURRENT
-        .try_with(|cell| cell.replace(Some(owner)))
+        .try_with(|cell| cell.replace(Some(current)))
         .ok()
         .flatten();
     Entered { previous }
 }
 
+/// Whether a check owns this place (see [`with_current`]).
+pub(crate) fn is_owned() -> bool {
+    with_current(|_| ()).is_some()
+}
+
 pub(crate) struct Entered {
-    previous: Option<Owner>,
+    previous: Option<Current>,
 }
 
 impl Drop for Entered {

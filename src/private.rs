@@ -136,10 +136,31 @@ pub async fn check_async<T>(options: Options<T>, body: impl Future<Output = T>) 
 }
 
 /// Checks a sync test (or a checked sync helper), whose tasks run on runtimes that outlive it.
+///
+/// On a runtime's thread (a helper called from an async test), waiting here would keep that
+/// thread from running the very tasks waited for: the helper's tasks then belong to the
+/// enclosing check if there is one; otherwise a multi-thread worker hands its other work away
+/// while it waits, and a current-thread runtime cannot be waited on at all.
 #[track_caller]
 pub fn check_sync<T>(options: Options<T>, body: impl FnOnce() -> T) -> T {
     let settings = Settings::resolve(&options.per_test);
     if settings.mode == Mode::Off {
+        return body();
+    }
+    let on_runtime = tokio::runtime::Handle::try_current().ok();
+    if on_runtime.is_some() && ownership::is_owned() {
+        return body();
+    }
+    let multi_thread = on_runtime
+        .as_ref()
+        .map(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread == Some(false) {
+        eprintln!(
+            "leak-check: `{}` is not checked: it runs on the thread of a current-thread runtime, \
+             which cannot run its tasks while a check waits for them. Check the enclosing test \
+             instead, or call it outside the runtime.",
+            options.test_name()
+        );
         return body();
     }
     let check = options.begin(&settings, None);
@@ -147,7 +168,11 @@ pub fn check_sync<T>(options: Options<T>, body: impl FnOnce() -> T) -> T {
         let _owner = ownership::enter(check.owner());
         catch_unwind(AssertUnwindSafe(body))
     };
-    let report = wait::block_on(check.conclude());
+    let report = if multi_thread == Some(true) {
+        tokio::task::block_in_place(|| wait::block_on(check.conclude()))
+    } else {
+        wait::block_on(check.conclude())
+    };
     verdict(Finished::Body(outcome, report), &settings, options)
 }
 

@@ -264,15 +264,19 @@ impl Display for Group<'_> {
         }
         writeln!(f)?;
 
-        match Range::of(self.members.iter().filter_map(|s| s.age)) {
-            Some(age) => write!(f, "      age {}", age.map(Human))?,
-            None => write!(f, "      not polled yet")?,
+        let polls = Range::of(self.members.iter().map(|s| s.polls));
+        let age = Range::of(self.members.iter().filter_map(|s| s.age));
+        match (age, polls) {
+            (Some(age), _) => write!(f, "      age {}", age.map(Human))?,
+            (None, Some(Range { max: 0, .. })) => write!(f, "      not started yet")?,
+            // Polled, but no poll has returned yet: the first one is still running.
+            (None, _) => write!(f, "      still in its first poll")?,
         }
         if first.state != TaskState::Blocking {
-            match Range::of(self.members.iter().map(|s| s.polls)) {
+            match polls {
+                Some(Range { max: 0, .. }) | None => {}
                 Some(Range { min: 1, max: 1 }) => write!(f, ", polled once")?,
                 Some(polls) => write!(f, ", polled {polls} times")?,
-                None => {}
             }
             if let Some(idle) = Range::of(self.members.iter().filter_map(|s| s.idle_for)) {
                 write!(f, ", idle for {}", idle.map(Human))?;
@@ -339,9 +343,9 @@ fn state_meaning(state: TaskState) -> &'static str {
 fn hint(state: TaskState) -> &'static str {
     match state {
         TaskState::Stranded => {
-            "it awaits something that can never complete (std::future::pending, a future that never \
-             registers its waker, a oneshot whose sender was forgotten): give it a way to finish, or \
-             keep its JoinHandle and abort it"
+            "it awaits something that can never complete (std::future::pending, a future that \
+             dropped or never registered its waker): give it a way to finish, or keep its \
+             JoinHandle and abort it"
         }
         TaskState::Waiting => {
             "it waits for a message or signal that never comes: drop the last sender or close the \

@@ -69,6 +69,23 @@ where
     Builder::new().spawn_blocking(f)
 }
 
+/// Runs a blocking closure on the blocking pool of the runtime behind `handle`, like
+/// [`Handle::spawn_blocking`].
+///
+/// ```
+/// let runtime = tokio::runtime::Runtime::new().unwrap();
+/// let task = leak_check::spawn_blocking_on(|| 6 * 7, runtime.handle());
+/// assert_eq!(runtime.block_on(task).unwrap(), 42);
+/// ```
+#[track_caller]
+pub fn spawn_blocking_on<F, R>(f: F, handle: &Handle) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    Builder::new().spawn_blocking_on(f, handle)
+}
+
 /// Spawns a `!Send` task on the current [`tokio::task::LocalSet`], like
 /// [`tokio::task::spawn_local`].
 ///

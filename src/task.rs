@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
@@ -140,22 +140,34 @@ impl TaskRecord {
             .clone()
     }
 
+    /// Keeps a blocking task's handle. An abort that came before the handle is passed on:
+    /// `abort` sets its flag before looking for the handle, and this stores the handle before
+    /// looking at the flag, so one of the two always aborts.
     pub(crate) fn set_abort_handle(&self, handle: AbortHandle) {
-        let _ = self.abort.set(handle);
+        let handle = self.abort.get_or_init(|| handle);
+        fence(Ordering::SeqCst);
+        if self.abort_requested() {
+            handle.abort();
+        }
     }
 
     /// Aborts the task: a blocking one through tokio (effective only if it has not started);
     /// an async one is woken to drop its future at its next poll.
     pub(crate) fn abort(self: &Arc<Self>) {
+        self.abort_requested.store(true, Ordering::SeqCst);
         if let Some(handle) = self.abort.get() {
             handle.abort();
         }
-        self.abort_requested.store(true, Ordering::Release);
         self.wake_by_ref();
     }
 
     pub(crate) fn abort_requested(&self) -> bool {
-        self.abort_requested.load(Ordering::Acquire)
+        self.abort_requested.load(Ordering::SeqCst)
+    }
+
+    /// A blocking task whose closure has started (it can no longer be aborted).
+    pub(crate) fn closure_running(&self) -> bool {
+        self.kind == TaskKind::Blocking && self.started_nanos.load(Ordering::Relaxed) != 0
     }
 
     /// For blocking tasks, whose age counts from the start of their closure.
@@ -189,6 +201,7 @@ impl TaskRecord {
         if pending {
             if self.task_waker.get().is_none() {
                 let _ = self.task_waker.set(task_waker.clone());
+                fence(Ordering::SeqCst);
                 if self.woken.load(Ordering::SeqCst) {
                     task_waker.wake_by_ref();
                 }
@@ -209,12 +222,17 @@ impl TaskRecord {
             .store(self.polls.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
-    /// Woken (or never polled) and not polled since `since`: starved for a worker, not stuck.
-    pub(crate) fn starved_since(&self, since: Instant) -> bool {
-        self.kind != TaskKind::Blocking
-            && self.woken.load(Ordering::Acquire)
+    /// Waiting for a thread rather than stuck: a blocking closure not started yet, or a task
+    /// woken (or never polled) whose last poll ended more than `patience` ago.
+    pub(crate) fn starved(&self, now: Instant, patience: Duration) -> bool {
+        if self.kind == TaskKind::Blocking {
+            return !self.closure_running();
+        }
+        let last_poll = self.last_pending_nanos.load(Ordering::Relaxed);
+        self.woken.load(Ordering::SeqCst)
             && !self.in_poll.load(Ordering::Acquire)
-            && self.last_pending_nanos.load(Ordering::Relaxed) < nanos_since_epoch(since)
+            && (last_poll == 0
+                || now.saturating_duration_since(instant_from_nanos(last_poll)) > patience)
     }
 
     /// What the task is doing. `held_by_caller` is how many references to the record the
@@ -225,14 +243,25 @@ impl TaskRecord {
         let since = |nanos: u64| {
             (nanos != 0).then(|| now.saturating_duration_since(instant_from_nanos(nanos)))
         };
-        let idle_for = since(self.last_pending_nanos.load(Ordering::Relaxed));
-        let age = since(self.started_nanos.load(Ordering::Relaxed));
         let in_poll = self.in_poll.load(Ordering::Acquire);
+        // A poll still running is not evidence of a loop: count the ones that returned.
+        let completed_during_grace = polls_during_grace.saturating_sub(u32::from(in_poll));
+        let idle_for = if in_poll {
+            None
+        } else {
+            since(self.last_pending_nanos.load(Ordering::Relaxed))
+        };
+        let age = since(self.started_nanos.load(Ordering::Relaxed));
         let state = if self.kind == TaskKind::Blocking {
-            TaskState::Blocking
-        } else if in_poll && polls_during_grace == 0 {
+            if self.closure_running() {
+                TaskState::Blocking
+            } else {
+                TaskState::Runnable
+            }
+        } else if in_poll && completed_during_grace <= 1 {
+            // Inside a poll that began before the grace period, or after at most one other.
             TaskState::StuckInPoll
-        } else if polls_during_grace >= 2 {
+        } else if completed_during_grace >= 2 {
             TaskState::Busy
         } else if self.woken.load(Ordering::Acquire) || in_poll {
             TaskState::Runnable
