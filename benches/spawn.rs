@@ -1,82 +1,157 @@
-//! The spawn path against its floor: spawn and join batches of trivial tasks on a 2-worker
-//! runtime, with plain `tokio::spawn` and with `leak_check::spawn` outside and inside a check.
+//! The spawn path against its floor: spawn and join batches of 100 trivial tasks from a task on
+//! a 2-worker runtime, with plain `tokio::spawn`, `leak_check::spawn` outside and inside a check,
+//! two peers (a tokio-metrics `TaskMonitor`, a tokio-util `TaskTracker`), and with both workers
+//! spawning at once.
 //!
-//! `cargo bench --bench spawn` prints criterion's estimates, then each case as a ratio of
-//! `tokio_spawn` measured in the same run.
+//! `cargo bench --bench spawn` prints criterion's estimates, then each case as a ratio of its
+//! floor measured in the same run. (Tracking off is measured by `benches/untracked`.)
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use leak_check::__private::{check_async, Options};
 use tokio::runtime::Runtime;
+use tokio_metrics::TaskMonitor;
+use tokio_util::task::TaskTracker;
 
 const GROUP: &str = "spawn_join_100";
 const BATCH: usize = 100;
-const FLOOR: &str = "tokio_spawn";
 
-async fn batch_tokio() {
-    let handles: Vec<_> = (0..BATCH).map(|_| tokio::spawn(async {})).collect();
-    for handle in handles {
-        handle.await.unwrap();
+#[derive(Clone, Copy, PartialEq)]
+enum Spawner {
+    Tokio,
+    LeakCheck,
+    Monitor,
+    Tracker,
+}
+
+#[derive(Clone, Copy)]
+struct Case {
+    name: &'static str,
+    spawner: Spawner,
+    inside_check: bool,
+    /// Spawning tasks running at once (one per worker when 2).
+    drivers: usize,
+    /// The case this one is compared with.
+    floor: &'static str,
+}
+
+const CASES: &[Case] = &[
+    case("tokio_spawn", Spawner::Tokio, false, 1, "tokio_spawn"),
+    case(
+        "leak_check_outside_check",
+        Spawner::LeakCheck,
+        false,
+        1,
+        "tokio_spawn",
+    ),
+    case(
+        "leak_check_inside_check",
+        Spawner::LeakCheck,
+        true,
+        1,
+        "tokio_spawn",
+    ),
+    case(
+        "task_monitor_instrument",
+        Spawner::Monitor,
+        false,
+        1,
+        "tokio_spawn",
+    ),
+    case(
+        "task_tracker_spawn",
+        Spawner::Tracker,
+        false,
+        1,
+        "tokio_spawn",
+    ),
+    case(
+        "tokio_spawn_2_spawners",
+        Spawner::Tokio,
+        false,
+        2,
+        "tokio_spawn_2_spawners",
+    ),
+    case(
+        "leak_check_inside_check_2_spawners",
+        Spawner::LeakCheck,
+        true,
+        2,
+        "tokio_spawn_2_spawners",
+    ),
+];
+
+const fn case(
+    name: &'static str,
+    spawner: Spawner,
+    inside_check: bool,
+    drivers: usize,
+    floor: &'static str,
+) -> Case {
+    Case {
+        name,
+        spawner,
+        inside_check,
+        drivers,
+        floor,
     }
 }
 
-async fn batch_leak_check() {
-    let handles: Vec<_> = (0..BATCH).map(|_| leak_check::spawn(async {})).collect();
-    for handle in handles {
-        handle.await.unwrap();
-    }
+struct Peers {
+    monitor: TaskMonitor,
+    tracker: TaskTracker,
 }
 
-/// Runs `iters` batches and times them.
-async fn run<F: Future<Output = ()>>(iters: u64, batch: fn() -> F) -> Duration {
+async fn batches(iters: u64, spawner: Spawner, peers: Arc<Peers>) -> Duration {
     let started = Instant::now();
     for _ in 0..iters {
-        batch().await;
+        let handles: Vec<_> = (0..BATCH)
+            .map(|_| match spawner {
+                Spawner::Tokio => tokio::spawn(async {}),
+                Spawner::LeakCheck => leak_check::spawn(async {}),
+                Spawner::Monitor => tokio::spawn(peers.monitor.instrument(async {})),
+                Spawner::Tracker => peers.tracker.spawn(async {}),
+            })
+            .collect();
+        for handle in handles {
+            handle.await.unwrap();
+        }
     }
     started.elapsed()
 }
 
-#[derive(Clone, Copy)]
-enum Case {
-    Floor,
-    OutsideCheck,
-    InsideCheck,
-}
-
-/// Times `iters` batches spawned from a task on a worker, as tasks spawn tasks in real code and
-/// so that only the runtime's two threads are busy on a two-core machine. Inside a check, that
-/// task is itself tracked.
-fn timed(runtime: &Runtime, iters: u64, case: Case) -> Duration {
-    match case {
-        Case::Floor => {
-            runtime.block_on(async { tokio::spawn(run(iters, batch_tokio)).await.unwrap() })
+/// Times `iters` batches per driver, spawned from tasks on the workers (as tasks spawn tasks in
+/// real code, and so that only the runtime's two threads are busy on a two-core machine).
+/// Inside a check, the drivers are tracked tasks of the check.
+fn timed(runtime: &Runtime, peers: &Arc<Peers>, iters: u64, case: Case) -> Duration {
+    let work = {
+        let peers = peers.clone();
+        async move {
+            let drivers: Vec<_> = (0..case.drivers)
+                .map(|_| {
+                    let driver = batches(iters, case.spawner, peers.clone());
+                    if case.inside_check {
+                        leak_check::spawn(driver)
+                    } else {
+                        tokio::spawn(driver)
+                    }
+                })
+                .collect();
+            let mut slowest = Duration::ZERO;
+            for driver in drivers {
+                slowest = slowest.max(driver.await.unwrap());
+            }
+            slowest
         }
-        Case::OutsideCheck => {
-            runtime.block_on(async { tokio::spawn(run(iters, batch_leak_check)).await.unwrap() })
-        }
-        Case::InsideCheck => {
-            runtime.block_on(check_async(Options::new(module_path!(), "bench"), async {
-                leak_check::spawn(run(iters, batch_leak_check))
-                    .await
-                    .unwrap()
-            }))
-        }
+    };
+    if case.inside_check {
+        runtime.block_on(check_async(Options::new(module_path!(), "bench"), work))
+    } else {
+        runtime.block_on(work)
     }
-}
-
-fn spawn_join(c: &mut Criterion, runtime: &Runtime) {
-    let mut group = c.benchmark_group(GROUP);
-    for (name, case) in [
-        (FLOOR, Case::Floor),
-        ("leak_check_outside_check", Case::OutsideCheck),
-        ("leak_check_inside_check", Case::InsideCheck),
-    ] {
-        group.bench_function(name, |b| b.iter_custom(|iters| timed(runtime, iters, case)));
-    }
-    group.finish();
 }
 
 fn mean_ns(dir: &Path, name: &str) -> Option<f64> {
@@ -101,20 +176,37 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let peers = Arc::new(Peers {
+        monitor: TaskMonitor::new(),
+        tracker: TaskTracker::new(),
+    });
     let mut criterion = Criterion::default()
         .output_directory(&out_dir)
         .configure_from_args();
-    spawn_join(&mut criterion, &runtime);
+    let mut group = criterion.benchmark_group(GROUP);
+    for &case in CASES {
+        group.bench_function(case.name, |b| {
+            b.iter_custom(|iters| timed(&runtime, &peers, iters, case))
+        });
+    }
+    group.finish();
     criterion.final_summary();
 
-    let Some(floor) = mean_ns(&out_dir, FLOOR) else {
-        return;
-    };
-    println!("\n{GROUP}: spawn and join {BATCH} trivial tasks, 2 workers; ratio to {FLOOR}");
-    for name in [FLOOR, "leak_check_outside_check", "leak_check_inside_check"] {
-        if let Some(mean) = mean_ns(&out_dir, name) {
-            let per_task = mean / BATCH as f64;
-            println!("  {name:<28} {per_task:>8.1} ns/task  {:.3}x", mean / floor);
-        }
+    println!(
+        "\n{GROUP}: spawn and join {BATCH} trivial tasks per batch, 2 workers; ratio to the floor"
+    );
+    for case in CASES {
+        let (Some(mean), Some(floor)) =
+            (mean_ns(&out_dir, case.name), mean_ns(&out_dir, case.floor))
+        else {
+            continue;
+        };
+        let per_task = mean / (BATCH * case.drivers) as f64;
+        println!(
+            "  {:<36} {per_task:>7.1} ns/task  {:.3}x {}",
+            case.name,
+            mean / floor,
+            case.floor
+        );
     }
 }

@@ -239,7 +239,7 @@ impl Check {
         }
     }
 
-    fn report(&self, kind: ReportKind, since: Instant) -> LeakReport {
+    pub(crate) fn report(&self, kind: ReportKind, since: Instant) -> LeakReport {
         let now = Instant::now();
         let all = self.core.snapshot();
         let allowed = all

@@ -341,3 +341,47 @@ impl<F: Future> Future for Guarded<F> {
         })
     }
 }
+
+/// Hooks for `benches/`, not for tests or users.
+pub mod bench {
+    use std::panic::Location;
+    use std::time::Instant;
+
+    use crate::check::Check;
+    use crate::config::DEFAULT_GRACE;
+    use crate::ownership::Registration;
+    use crate::report::ReportKind;
+    use crate::task::{TaskKind, TaskRecord};
+
+    /// A check with `tasks` stragglers spread evenly over `sites`, as if the grace period had
+    /// just run out.
+    pub struct Stragglers {
+        check: Check,
+        _tasks: Vec<Registration>,
+    }
+
+    impl Stragglers {
+        /// Registers the stragglers.
+        pub fn new(tasks: usize, sites: &[&'static Location<'static>]) -> Stragglers {
+            let check = Check::begin("bench".into(), DEFAULT_GRACE, Default::default(), None);
+            let owner = check.owner();
+            let tasks = (0..tasks)
+                .map(|i| {
+                    let site = sites[i % sites.len()];
+                    Registration::new(TaskRecord::new(&owner, site, None, TaskKind::Async, false))
+                })
+                .collect();
+            Stragglers {
+                check,
+                _tasks: tasks,
+            }
+        }
+
+        /// Builds the report and its text, as a leaking test does; returns the text.
+        pub fn report(&self) -> String {
+            self.check
+                .report(ReportKind::Leak, Instant::now())
+                .to_string()
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Memory: bytes per tracked task beyond tokio's own, and the heap after 1,000,000 tasks have
+//! been spawned and finished through the wrapper, against before. Counted by dhat's allocator
+//! (a well-kept heap profiler, so this crate needs no allocator code of its own).
+//!
+//! `cargo bench --bench memory` prints the numbers.
+
+use leak_check::__private::{check_async, Options};
+
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+const TASKS: usize = 100_000;
+const FINISHED: usize = 1_000_000;
+
+fn heap_bytes() -> i64 {
+    dhat::HeapStats::get().curr_bytes as i64
+}
+
+/// Resident memory, from the kernel.
+fn rss_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4
+}
+
+/// Heap bytes per task for `TASKS` pending tasks spawned by `spawn`, measured while they live.
+async fn bytes_per_pending_task(spawn: fn() -> tokio::task::JoinHandle<()>) -> f64 {
+    let before = heap_bytes();
+    let handles: Vec<_> = (0..TASKS).map(|_| spawn()).collect();
+    tokio::task::yield_now().await; // let every task run its first poll
+    let during = heap_bytes() - (handles.capacity() * std::mem::size_of_val(&handles[0])) as i64;
+    for handle in &handles {
+        handle.abort();
+    }
+    for handle in handles {
+        let _ = handle.await;
+    }
+    (during - before) as f64 / TASKS as f64
+}
+
+fn main() {
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let tokio_bytes = runtime.block_on(bytes_per_pending_task(|| {
+        tokio::spawn(std::future::pending())
+    }));
+    let tracked_bytes = runtime.block_on(check_async(Options::new("bench", "memory"), async {
+        bytes_per_pending_task(|| leak_check::spawn(std::future::pending())).await
+    }));
+
+    // Warm up the runtime and allocator, then spawn and finish a million tasks in one check.
+    runtime.block_on(check_async(Options::new("bench", "warm"), async {
+        for _ in 0..1000 {
+            leak_check::spawn(async {}).await.unwrap();
+        }
+    }));
+    let (heap_before, rss_before) = (heap_bytes(), rss_kib());
+    runtime.block_on(check_async(Options::new("bench", "million"), async {
+        let mut left = FINISHED;
+        while left > 0 {
+            let batch = left.min(1000);
+            let handles: Vec<_> = (0..batch).map(|_| leak_check::spawn(async {})).collect();
+            for handle in handles {
+                handle.await.unwrap();
+            }
+            left -= batch;
+        }
+    }));
+    let (heap_after, rss_after) = (heap_bytes(), rss_kib());
+
+    println!("memory:");
+    println!("  heap per pending task, tokio::spawn            {tokio_bytes:>8.1} bytes");
+    println!(
+        "  heap per pending task, leak_check::spawn        {tracked_bytes:>8.1} bytes (in a check)"
+    );
+    println!(
+        "  beyond tokio's own                              {:>8.1} bytes per tracked task",
+        tracked_bytes - tokio_bytes
+    );
+    println!(
+        "  heap after {FINISHED} finished tasks vs before    {:>+8} bytes ({heap_before} -> {heap_after})",
+        heap_after - heap_before
+    );
+    println!(
+        "  resident memory, same                            {:>+8} KiB ({rss_before} -> {rss_after})",
+        rss_after as i64 - rss_before as i64
+    );
+}
