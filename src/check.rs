@@ -10,7 +10,7 @@ use crate::allow::AllowList;
 use crate::ownership::Owner;
 use crate::registry::CheckCore;
 use crate::report::{LeakReport, ReportKind, Straggler};
-use crate::task::TaskRecord;
+use crate::task::{TaskKind, TaskRecord};
 use crate::wait::Until;
 
 /// How often tokio's alive-task count is re-read while settling; it cannot wake anyone.
@@ -58,6 +58,11 @@ impl Check {
             allow,
             runtime,
         }
+    }
+
+    #[cfg(tokio_unstable)]
+    pub(crate) fn core(&self) -> Arc<CheckCore> {
+        self.core.clone()
     }
 
     pub(crate) fn owner(&self) -> Owner {
@@ -183,9 +188,11 @@ impl Check {
         if records.is_empty() {
             return;
         }
+        // Running blocking closures cannot be aborted, and plain tasks (seen through tokio's hooks)
+        // have no handle here: their runtime's shutdown drops them. Do not wait for those.
         let blocking = records
             .iter()
-            .filter(|record| record.closure_running())
+            .filter(|record| record.closure_running() || record.kind == TaskKind::Plain)
             .count();
         for record in &records {
             record.abort();

@@ -44,6 +44,8 @@ mod allow;
 mod check;
 mod config;
 mod export;
+#[cfg(tokio_unstable)]
+mod hooks;
 mod ownership;
 mod registry;
 mod report;

@@ -48,10 +48,13 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Owner) -> R) -> Option<R> {
 
 /// Makes `owner` current until the guard drops, then restores what was current before.
 pub(crate) fn enter(owner: Owner) -> Entered {
-    let current = Current {
-        owner,
-        task: tokio::task::try_id(),
-    };
+    enter_for(owner, tokio::task::try_id())
+}
+
+/// Like [`enter`], for the tokio task `task` (which need not be running yet: tokio's poll hooks
+/// run just before the task's id is set).
+pub(crate) fn enter_for(owner: Owner, task: Option<tokio::task::Id>) -> Entered {
+    let current = Current { owner, task };
     let previous = CURRENT
         .try_with(|cell| cell.replace(Some(current)))
         .ok()

@@ -110,6 +110,8 @@ pub fn run_test<T>(
     body: impl Future<Output = T>,
 ) -> T {
     let settings = Settings::resolve(&options.per_test);
+    #[cfg(tokio_unstable)]
+    let hooks = crate::hooks::Hooks::install(&mut builder);
     let runtime = builder
         .build()
         .unwrap_or_else(|error| panic!("leak-check: cannot build the test's runtime: {error}"));
@@ -119,6 +121,8 @@ pub fn run_test<T>(
         return output;
     }
     let check = options.begin(&settings, Some(runtime.handle()));
+    #[cfg(tokio_unstable)]
+    hooks.attach(check.core());
     let finished = runtime.block_on(run_checked(check, body, settings.timeout));
     runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
     verdict(finished, &settings, options)

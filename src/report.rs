@@ -198,7 +198,7 @@ impl Display for LeakReport {
             )?;
             writeln!(
                 f,
-                "      hint: spawn with `leak_check::spawn` (a drop-in for `tokio::spawn`) to see where each was spawned"
+                "      hint: spawn with `leak_check::spawn` (a drop-in for `tokio::spawn`), or build the tests with RUSTFLAGS=\"--cfg tokio_unstable\", to see where each was spawned"
             )?;
         }
         if self.allowed > 0 {
@@ -320,6 +320,7 @@ pub(crate) fn state_name(state: TaskState) -> &'static str {
         TaskState::Runnable => "runnable",
         TaskState::StuckInPoll => "stuck in poll",
         TaskState::Blocking => "blocking",
+        TaskState::Pending => "pending",
     }
 }
 
@@ -337,6 +338,9 @@ fn state_meaning(state: TaskState) -> &'static str {
             "inside one poll for the whole grace period: a blocking call in async code"
         }
         TaskState::Blocking => "a spawn_blocking closure that has not returned",
+        TaskState::Pending => {
+            "pending; spawned with plain tokio::spawn, so who holds its waker is not known"
+        }
     }
 }
 
@@ -370,6 +374,11 @@ fn hint(state: TaskState) -> &'static str {
         TaskState::Blocking => {
             "the closure never returns: pass it a stop signal (an AtomicBool or a channel it checks) \
              and set it before the test ends"
+        }
+        TaskState::Pending => {
+            "it waits for something that never comes (a channel that is never closed, a select! \
+             loop with no cancellation branch, a JoinHandle nobody awaits); spawn it with \
+             leak_check::spawn to see whether anything can still wake it"
         }
     }
 }

@@ -195,7 +195,7 @@ impl Builder {
     {
         #[cfg(feature = "tracking")]
         if let Some(registration) = self.register(TaskKind::Async) {
-            return tokio::spawn(Tracked::new(future, registration));
+            return tracked(|| tokio::spawn(Tracked::new(future, registration)));
         }
         tokio::spawn(future)
     }
@@ -209,7 +209,7 @@ impl Builder {
     {
         #[cfg(feature = "tracking")]
         if let Some(registration) = self.register(TaskKind::Async) {
-            return handle.spawn(Tracked::new(future, registration));
+            return tracked(|| handle.spawn(Tracked::new(future, registration)));
         }
         handle.spawn(future)
     }
@@ -243,7 +243,8 @@ impl Builder {
         #[cfg(feature = "tracking")]
         if let Some(registration) = self.register(TaskKind::Blocking) {
             let record = registration.record.clone();
-            let join = handle.spawn_blocking(move || ownership::run_blocking(registration, f));
+            let join =
+                tracked(|| handle.spawn_blocking(move || ownership::run_blocking(registration, f)));
             record.set_abort_handle(join.abort_handle());
             return join;
         }
@@ -259,7 +260,7 @@ impl Builder {
     {
         #[cfg(feature = "tracking")]
         if let Some(registration) = self.register(TaskKind::Local) {
-            return tokio::task::spawn_local(Tracked::new(future, registration));
+            return tracked(|| tokio::task::spawn_local(Tracked::new(future, registration)));
         }
         tokio::task::spawn_local(future)
     }
@@ -273,7 +274,7 @@ impl Builder {
     {
         #[cfg(feature = "tracking")]
         if let Some(registration) = self.register(TaskKind::Async) {
-            return set.spawn(Tracked::new(future, registration));
+            return tracked(|| set.spawn(Tracked::new(future, registration)));
         }
         set.spawn(future)
     }
@@ -293,4 +294,16 @@ impl Builder {
             ))
         })
     }
+}
+
+/// Calls into tokio for a task leak-check tracks already, so tokio's task hooks (with
+/// `--cfg tokio_unstable`) do not count it a second time.
+#[cfg(feature = "tracking")]
+#[track_caller]
+#[inline]
+fn tracked<R>(spawn: impl FnOnce() -> R) -> R {
+    #[cfg(tokio_unstable)]
+    return crate::hooks::as_tracked(spawn);
+    #[cfg(not(tokio_unstable))]
+    spawn()
 }

@@ -40,6 +40,9 @@ pub(crate) enum TaskKind {
     Async,
     Local,
     Blocking,
+    /// Spawned with plain `tokio::spawn` and seen through tokio's task hooks
+    /// (`--cfg tokio_unstable`): its polls are seen, its wakers are not.
+    Plain,
 }
 
 /// Where a task came from: its spawn site, name, and who spawned it.
@@ -198,14 +201,19 @@ impl TaskRecord {
     /// the waker is stored before `woken` is read, and a waking thread sets `woken` before
     /// reading the waker, so one of the two always wakes the task.
     pub(crate) fn poll_ended(&self, pending: bool, task_waker: &Waker) {
-        if pending {
-            if self.task_waker.get().is_none() {
-                let _ = self.task_waker.set(task_waker.clone());
-                fence(Ordering::SeqCst);
-                if self.woken.load(Ordering::SeqCst) {
-                    task_waker.wake_by_ref();
-                }
+        if pending && self.task_waker.get().is_none() {
+            let _ = self.task_waker.set(task_waker.clone());
+            fence(Ordering::SeqCst);
+            if self.woken.load(Ordering::SeqCst) {
+                task_waker.wake_by_ref();
             }
+        }
+        self.poll_returned(pending);
+    }
+
+    /// The end of a poll, when the task's waker is not ours to keep (a plain task).
+    pub(crate) fn poll_returned(&self, pending: bool) {
+        if pending {
             let now = nanos_since_epoch(Instant::now());
             self.last_pending_nanos.store(now, Ordering::Relaxed);
             if self.started_nanos.load(Ordering::Relaxed) == 0 {
@@ -263,6 +271,8 @@ impl TaskRecord {
             TaskState::StuckInPoll
         } else if completed_during_grace >= 2 {
             TaskState::Busy
+        } else if self.kind == TaskKind::Plain {
+            TaskState::Pending
         } else if self.woken.load(Ordering::Acquire) || in_poll {
             TaskState::Runnable
         } else if Arc::strong_count(self) <= OWN_REFS + held_by_caller {
@@ -307,6 +317,8 @@ pub(crate) enum TaskState {
     StuckInPoll,
     /// A `spawn_blocking` closure that has not returned.
     Blocking,
+    /// Pending, spawned with plain `tokio::spawn`: whether anything holds its waker is unknown.
+    Pending,
 }
 
 pub(crate) struct Activity {

@@ -319,6 +319,7 @@ fn stuck_blocking_is_reported() {
 #[ignore = "leaks on purpose; run by plain_tokio_spawn_is_counted"]
 async fn leak_plain_tokio_spawn() {
     for _ in 0..3 {
+        // site(plain): tokio::spawn
         tokio::spawn(std::future::pending::<()>());
     }
 }
@@ -339,14 +340,21 @@ async fn clean_plain_tokio_spawn() {
 #[test]
 fn plain_tokio_spawn_is_counted() {
     let output = expect_failure("leak_plain_tokio_spawn");
-    assert!(
-        output.contains("3 tasks spawned with plain `tokio::spawn`"),
-        "{output}"
-    );
-    assert!(
-        output.contains("leak_check::spawn"),
-        "the hint is missing:\n{output}"
-    );
+    if cfg!(tokio_unstable) {
+        // tokio's task hooks give every task's site.
+        assert_reports(&output, 3, &site_of("plain"));
+        assert!(output.contains("3 pending"), "{output}");
+    } else {
+        assert!(
+            output.contains("3 tasks spawned with plain `tokio::spawn`"),
+            "{output}"
+        );
+        assert!(
+            output.contains("leak_check::spawn"),
+            "the hint is missing:\n{output}"
+        );
+        assert!(output.contains("--cfg tokio_unstable"), "{output}");
+    }
 }
 
 // --- A body that panics and leaks ----------------------------------------------------------
@@ -378,4 +386,52 @@ fn panicking_body_keeps_its_message() {
     let report_at = output.find("leak-check: test").expect("the leak report");
     assert!(panic_at < report_at, "{output}");
     assert_reports(&output, 1, &site_of("panic"));
+}
+
+// --- Lineage through plain tokio::spawn (with --cfg tokio_unstable) ---------------------------
+
+#[leak_check(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "leaks on purpose; run by plain_tasks_have_parents"]
+async fn leak_through_plain_tasks() {
+    // site(tracked_parent): leak_check::spawn
+    leak_check::spawn(async {
+        // site(plain_child): tokio::spawn
+        tokio::spawn(async {
+            // site(tracked_grandchild): leak_check::spawn
+            leak_check::spawn(std::future::pending::<()>());
+            std::future::pending::<()>().await;
+        });
+    })
+    .await
+    .unwrap();
+}
+
+#[test]
+fn plain_tasks_have_parents() {
+    let output = expect_failure("leak_through_plain_tasks");
+    if cfg!(tokio_unstable) {
+        // tokio's hooks see the plain task, so ownership flows through it to its children.
+        assert_reports(&output, 1, &site_of("tracked_grandchild"));
+        assert_reports(&output, 1, &site_of("plain_child"));
+        let chain = format!(
+            "test body -> task spawned at {} -> task spawned at {}",
+            site_of("tracked_parent"),
+            site_of("plain_child")
+        );
+        assert!(output.contains(&chain), "expected `{chain}`:\n{output}");
+    } else {
+        // Without them, a plain task owns nothing: both are only counted.
+        assert!(
+            output.contains("2 tasks spawned with plain `tokio::spawn`"),
+            "{output}"
+        );
+    }
+}
+
+#[test]
+fn each_class_is_named() {
+    assert!(expect_failure("leak_and_panic").contains("stranded: pending, and no waker"));
+    assert!(expect_failure("leak_channel_worker").contains("waiting: pending; a waker is held"));
+    assert!(expect_failure("leak_select_loop").contains("busy: polled again and again"));
+    assert!(expect_failure("leak_stuck_blocking").contains("blocking: a spawn_blocking closure"));
 }
