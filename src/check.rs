@@ -31,6 +31,7 @@ pub(crate) struct Check {
 
 /// Tasks of a runtime that the test owns alone, counted by tokio however they were spawned.
 struct RuntimeCount {
+    handle: Handle,
     metrics: RuntimeMetrics,
     baseline: usize,
 }
@@ -47,6 +48,7 @@ impl Check {
         let runtime = own_runtime.map(|handle| {
             let metrics = handle.metrics();
             RuntimeCount {
+                handle: handle.clone(),
                 baseline: metrics.num_alive_tasks(),
                 metrics,
             }
@@ -160,8 +162,23 @@ impl Check {
         if settled {
             return None;
         }
-        let report = self.report(ReportKind::Leak, body_ended);
-        (!report.is_empty()).then_some(report)
+        let mut report = self.report(ReportKind::Leak, body_ended);
+        if report.is_empty() {
+            return None;
+        }
+        self.add_traces(&mut report).await;
+        Some(report)
+    }
+
+    /// Each straggler's async backtrace, where task dumps are available.
+    async fn add_traces(&self, report: &mut LeakReport) {
+        let Some(runtime) = self.runtime.as_ref().filter(|_| crate::dump::ENABLED) else {
+            return;
+        };
+        let mut traces = crate::dump::traces(&runtime.handle).await;
+        for straggler in &mut report.stragglers {
+            straggler.trace = straggler.task_id.and_then(|id| traces.remove(&id));
+        }
     }
 
     /// A report of everything alive now, for a body that did not finish in time; the tasks are

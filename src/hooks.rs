@@ -78,6 +78,7 @@ impl Hooks {
         let owner =
             ownership::with_current(Owner::clone).unwrap_or_else(|| Owner::Body(check.clone()));
         let record = TaskRecord::new(&owner, meta.spawned_at(), None, TaskKind::Plain, false);
+        record.note_task_id(Some(meta.id()));
         self.plain
             .lock()
             .insert(meta.id(), Registration::new(record));

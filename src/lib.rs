@@ -43,6 +43,7 @@
 mod allow;
 mod check;
 mod config;
+mod dump;
 mod export;
 #[cfg(tokio_unstable)]
 mod hooks;

@@ -22,6 +22,9 @@ pub(crate) struct Straggler {
     pub(crate) polls: u32,
     pub(crate) idle_for: Option<Duration>,
     pub(crate) state: TaskState,
+    pub(crate) task_id: Option<tokio::task::Id>,
+    /// Where it is stuck: its async backtrace, where task dumps are available.
+    pub(crate) trace: Option<String>,
 }
 
 impl Straggler {
@@ -56,6 +59,8 @@ impl Straggler {
             },
             idle_for: activity.idle_for,
             state: activity.state,
+            task_id: record.task_id(),
+            trace: None,
         }
     }
 }
@@ -307,6 +312,19 @@ impl Display for Group<'_> {
                 state_name(*state),
                 state_meaning(*state)
             )?;
+        }
+        if let Some(trace) = self.members.iter().find_map(|s| s.trace.as_deref()) {
+            writeln!(
+                f,
+                "      where it is stuck (async backtrace of one of them):"
+            )?;
+            const MAX_LINES: usize = 40;
+            for line in trace.lines().take(MAX_LINES) {
+                writeln!(f, "        {line}")?;
+            }
+            if trace.lines().count() > MAX_LINES {
+                writeln!(f, "        ...")?;
+            }
         }
         writeln!(f, "      hint: {}", hint(states[0].0))
     }

@@ -87,6 +87,8 @@ pub(crate) struct TaskRecord {
     last_pending_nanos: AtomicU64,
     /// tokio's waker for this task, to which every wake is forwarded.
     task_waker: OnceLock<Waker>,
+    /// tokio's id for the task, kept only where task dumps can use it.
+    task_id: OnceLock<tokio::task::Id>,
 }
 
 /// Strong references a live, tracked task holds to its own record when it is not being polled:
@@ -134,7 +136,21 @@ impl TaskRecord {
             woken: AtomicBool::new(true),
             last_pending_nanos: AtomicU64::new(0),
             task_waker: OnceLock::new(),
+            task_id: OnceLock::new(),
         }
+    }
+
+    /// Remembers tokio's id for the task, where task dumps can use it (see `dump`).
+    pub(crate) fn note_task_id(&self, id: Option<tokio::task::Id>) {
+        if crate::dump::ENABLED {
+            if let Some(id) = id {
+                let _ = self.task_id.set(id);
+            }
+        }
+    }
+
+    pub(crate) fn task_id(&self) -> Option<tokio::task::Id> {
+        self.task_id.get().copied()
     }
 
     fn origin_for_children(&self) -> Arc<Origin> {
@@ -188,6 +204,9 @@ impl TaskRecord {
     }
 
     pub(crate) fn poll_started(&self) {
+        if crate::dump::ENABLED && self.task_id.get().is_none() {
+            self.note_task_id(tokio::task::try_id());
+        }
         self.woken.store(false, Ordering::SeqCst);
         self.in_poll.store(true, Ordering::Relaxed);
         // Only the thread polling the task writes the count: no read-modify-write needed.

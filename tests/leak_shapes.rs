@@ -58,6 +58,16 @@ fn channel_worker_is_reported() {
     assert_reports(&output, 1, &site_of("channel_worker"));
     assert!(output.contains("waiting"), "{output}");
     assert!(output.contains("drop the last sender"), "{output}");
+    if cfg!(all(
+        tokio_unstable,
+        feature = "taskdump",
+        target_os = "linux"
+    )) {
+        // The task dump says where: in start_worker, awaiting the channel.
+        assert!(output.contains("where it is stuck"), "{output}");
+        assert!(output.contains("leak_shapes::start_worker at"), "{output}");
+        assert!(output.contains("Receiver<T>::recv"), "{output}");
+    }
 }
 
 // --- A select! loop without a cancellation branch ------------------------------------------
