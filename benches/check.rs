@@ -5,10 +5,11 @@
 //! `cargo bench --bench check` prints criterion's estimates, then the headline numbers.
 
 use std::panic::Location;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::Criterion;
+
+mod common;
 use leak_check::__private::bench::Stragglers;
 use leak_check::__private::{check_async, Options};
 
@@ -70,22 +71,9 @@ fn other_check_with_live_tasks() -> (std::sync::mpsc::Sender<()>, std::thread::J
     (stop, thread)
 }
 
-fn mean_ns(dir: &Path, name: &str) -> Option<f64> {
-    let path = dir
-        .join(GROUP)
-        .join(name)
-        .join("new")
-        .join("estimates.json");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    json["mean"]["point_estimate"].as_f64()
-}
-
 fn main() {
-    let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("criterion");
-    let _ = std::fs::remove_dir_all(out_dir.join(GROUP));
+    let out_dir = common::output_dir();
+    common::forget(&out_dir, GROUP);
     let mut criterion = Criterion::default()
         .output_directory(&out_dir)
         .configure_from_args();
@@ -130,7 +118,7 @@ fn main() {
     group.finish();
     criterion.final_summary();
 
-    let get = |name| mean_ns(&out_dir, name);
+    let get = |name| common::mean_ns(&out_dir, GROUP, name);
     println!("\ncheck: headline numbers from this run");
     if let (Some(plain), Some(clean), Some(foreign)) = (
         get("no_check"),

@@ -6,11 +6,12 @@
 //! `cargo bench --bench spawn` prints criterion's estimates, then each case as a ratio of its
 //! floor measured in the same run. (Tracking off is measured by `benches/untracked`.)
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+
+mod common;
 use leak_check::__private::{check_async, Options};
 use tokio::runtime::Runtime;
 use tokio_metrics::TaskMonitor;
@@ -154,23 +155,9 @@ fn timed(runtime: &Runtime, peers: &Arc<Peers>, iters: u64, case: Case) -> Durat
     }
 }
 
-fn mean_ns(dir: &Path, name: &str) -> Option<f64> {
-    let path = dir
-        .join(GROUP)
-        .join(name)
-        .join("new")
-        .join("estimates.json");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    json["mean"]["point_estimate"].as_f64()
-}
-
 fn main() {
-    let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("criterion");
-    // Ratios must come from this run: forget earlier estimates.
-    let _ = std::fs::remove_dir_all(out_dir.join(GROUP));
+    let out_dir = common::output_dir();
+    common::forget(&out_dir, GROUP);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -196,9 +183,10 @@ fn main() {
         "\n{GROUP}: spawn and join {BATCH} trivial tasks per batch, 2 workers; ratio to the floor"
     );
     for case in CASES {
-        let (Some(mean), Some(floor)) =
-            (mean_ns(&out_dir, case.name), mean_ns(&out_dir, case.floor))
-        else {
+        let (Some(mean), Some(floor)) = (
+            common::mean_ns(&out_dir, GROUP, case.name),
+            common::mean_ns(&out_dir, GROUP, case.floor),
+        ) else {
             continue;
         };
         let per_task = mean / (BATCH * case.drivers) as f64;

@@ -107,7 +107,7 @@ impl Check {
     pub(crate) async fn conclude(self) -> Option<LeakReport> {
         let mut report = self.settle().await;
         let reported: Vec<*const TaskRecord> = self.reportable().iter().map(Arc::as_ptr).collect();
-        self.stop_foreground().await;
+        self.stop_all(false).await;
         // Stopping drops futures, whose Drop impls may spawn: those are stragglers too.
         let mut late = self.reportable();
         late.retain(|record| !reported.contains(&Arc::as_ptr(record)));
@@ -118,19 +118,20 @@ impl Check {
                 .extend(late.iter().map(|record| Straggler::describe(record, now)));
         }
         drop(late);
-        self.stop_foreground().await;
-        self.stop_background().await;
+        self.stop_all(false).await;
+        self.stop_all(true).await;
         report
     }
 
-    async fn stop_foreground(&self) {
+    /// Stops every live task of one kind: the test's own, or its background work.
+    async fn stop_all(&self, background: bool) {
         let tasks: Vec<_> = self
             .core
             .snapshot()
             .into_iter()
-            .filter(|record| !record.background)
+            .filter(|record| record.background == background)
             .collect();
-        self.stop(tasks, false).await;
+        self.stop(tasks, background).await;
     }
 
     async fn settle(&self) -> Option<LeakReport> {
@@ -185,19 +186,9 @@ impl Check {
     /// then stopped like stragglers.
     pub(crate) async fn timed_out(self, limit: Duration, body_started: Instant) -> LeakReport {
         let report = self.report(ReportKind::Timeout(limit), body_started);
-        self.stop_foreground().await;
-        self.stop_background().await;
+        self.stop_all(false).await;
+        self.stop_all(true).await;
         report
-    }
-
-    async fn stop_background(&self) {
-        let background: Vec<_> = self
-            .core
-            .snapshot()
-            .into_iter()
-            .filter(|record| record.background)
-            .collect();
-        self.stop(background, true).await;
     }
 
     /// Aborts `records` and waits (bounded) until all but the blocking ones are dropped.

@@ -236,13 +236,7 @@ impl Display for Group<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         let count = self.members.len();
         write!(f, "  {} spawned at {}", plural(count, "task"), self.site)?;
-        let mut names: Vec<&str> = self
-            .members
-            .iter()
-            .filter_map(|s| s.name.as_deref())
-            .collect();
-        names.sort_unstable();
-        names.dedup();
+        let names = self.names();
         for name in names.iter().take(3) {
             write!(f, " {name:?}")?;
         }
@@ -289,17 +283,7 @@ impl Display for Group<'_> {
         }
         writeln!(f)?;
 
-        let mut states: Vec<(TaskState, usize)> = Vec::new();
-        for straggler in &self.members {
-            match states
-                .iter_mut()
-                .find(|(state, _)| *state == straggler.state)
-            {
-                Some((_, n)) => *n += 1,
-                None => states.push((straggler.state, 1)),
-            }
-        }
-        states.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let states = self.states();
         for (state, n) in &states {
             let who = if count == 1 {
                 String::new()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use leak_check::leak_check;
 use once_cell::sync::Lazy;
-use support::{assert_reports, expect_failure, site};
+use support::{assert_reports, expect_failure, site, SHARED};
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 
@@ -16,14 +16,6 @@ const SOURCE: &str = include_str!("corners.rs");
 fn site_of(label: &str) -> String {
     site("tests/corners.rs", SOURCE, label)
 }
-
-static SHARED: Lazy<Runtime> = Lazy::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-});
 
 // A task that finishes exactly as the check starts: clean.
 #[leak_check(flavor = "multi_thread", worker_threads = 2)]

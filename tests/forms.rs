@@ -5,19 +5,9 @@ mod support;
 use std::time::Duration;
 
 use leak_check::leak_check;
-use once_cell::sync::Lazy;
-use support::{assert_reports, expect_failure, run_tests, site};
-use tokio::runtime::Runtime;
+use support::{assert_reports, expect_failure, run_tests, site, SHARED};
 
 const SOURCE: &str = include_str!("forms.rs");
-
-static SHARED: Lazy<Runtime> = Lazy::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-});
 
 async fn joined_work() -> u32 {
     let handles: Vec<_> = (0..10)

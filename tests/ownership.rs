@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use leak_check::leak_check;
 use once_cell::sync::Lazy;
-use support::{assert_reports, expect_failure, run_tests, site};
-use tokio::runtime::Runtime;
+use support::{assert_reports, expect_failure, run_tests, site, SHARED};
 use tokio::task::{JoinSet, LocalSet};
 use tokio_util::sync::CancellationToken;
 
@@ -18,14 +17,6 @@ const SOURCE: &str = include_str!("ownership.rs");
 fn site_of(label: &str) -> String {
     site("tests/ownership.rs", SOURCE, label)
 }
-
-static SHARED: Lazy<Runtime> = Lazy::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-});
 
 // --- Lineage through every spawn function ------------------------------------------------------
 
@@ -204,15 +195,7 @@ fn busy_clean_test(seed: u64) {
             SHARED.handle(),
         ));
     }
-    let flag = stop.clone();
-    leak_check::spawn_on(
-        async move {
-            while !flag.load(Ordering::Acquire) {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        },
-        SHARED.handle(),
-    );
+    support::spawn_until_stopped(&stop);
     for handle in handles {
         SHARED.block_on(handle).unwrap();
     }

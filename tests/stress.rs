@@ -7,6 +7,8 @@
 //! STRESS_RUNS=20 cargo test --release --test stress -- --exact stress_runner --nocapture
 //! ```
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,18 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leak_check::leak_check;
-use once_cell::sync::Lazy;
-use tokio::runtime::Runtime;
+use support::SHARED;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-
-static SHARED: Lazy<Runtime> = Lazy::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-});
 
 /// A small deterministic generator, seeded by the test's name.
 struct Dice(u64);
@@ -127,15 +120,7 @@ fn clean_sync_scenario(dice: &mut Dice) {
             )
         })
         .collect();
-    let flag = stop.clone();
-    leak_check::spawn_on(
-        async move {
-            while !flag.load(Ordering::Acquire) {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        },
-        SHARED.handle(),
-    );
+    support::spawn_until_stopped(&stop);
     for handle in joined {
         SHARED.block_on(handle).unwrap();
     }

@@ -6,6 +6,33 @@ pub mod ticker;
 
 use std::process::Command;
 
+use once_cell::sync::Lazy;
+use tokio::runtime::Runtime;
+
+/// A multi-thread runtime shared by the sync tests of one test binary, as a suite's fixtures
+/// would share one.
+pub static SHARED: Lazy<Runtime> = Lazy::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+});
+
+/// Spawns, on [`SHARED`], a task that checks `stop` every millisecond and ends once it is set:
+/// a task told to stop as the body ends, which finishes a moment later.
+pub fn spawn_until_stopped(stop: &std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let stop = stop.clone();
+    leak_check::spawn_on(
+        async move {
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        },
+        SHARED.handle(),
+    );
+}
+
 /// What one run of an ignored target printed, and whether it passed.
 pub struct Run {
     pub passed: bool,

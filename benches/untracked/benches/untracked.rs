@@ -3,10 +3,12 @@
 //!
 //! `cargo bench -p leak-check-bench-untracked` prints the ratio.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+
+#[path = "../../common/mod.rs"]
+mod common;
 
 const GROUP: &str = "spawn_join_100_untracked";
 const BATCH: usize = 100;
@@ -31,11 +33,8 @@ async fn batches(iters: u64, through_leak_check: bool) -> Duration {
 }
 
 fn main() {
-    let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/criterion")
-        .canonicalize()
-        .unwrap_or_else(|_| PathBuf::from("target/criterion"));
-    let _ = std::fs::remove_dir_all(out_dir.join(GROUP));
+    let out_dir = common::output_dir();
+    common::forget(&out_dir, GROUP);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
@@ -58,12 +57,7 @@ fn main() {
     group.finish();
     criterion.final_summary();
 
-    let mean = |name: &str| -> Option<f64> {
-        let path = out_dir.join(GROUP).join(name).join("new/estimates.json");
-        let json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-        json["mean"]["point_estimate"].as_f64()
-    };
+    let mean = |name: &str| common::mean_ns(&out_dir, GROUP, name);
     if let (Some(floor), Some(off)) = (mean("tokio_spawn"), mean("leak_check_tracking_off")) {
         println!("\n{GROUP}: ratio to tokio_spawn");
         println!(
