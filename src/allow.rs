@@ -31,7 +31,10 @@ fn site_matches(pattern: &str, site: &str) -> bool {
         let file = site.split(':').next().unwrap_or(site);
         glob(pattern, site) || glob(pattern, file)
     } else {
-        site.starts_with(pattern)
+        // A prefix ends where a path part or a number does: `src/a.rs:40` is not `src/a.rs:400`.
+        site.strip_prefix(pattern).is_some_and(|rest| {
+            rest.is_empty() || rest.starts_with([':', '/']) || pattern.ends_with(['/', ':'])
+        })
     }
 }
 
@@ -93,6 +96,25 @@ mod tests {
             names: vec![],
         };
         assert!(prefix.allows(here, None));
+        let line = format!("{}:{}", here.file(), here.line());
+        let same_line = AllowList {
+            sites: vec![line.clone()],
+            names: vec![],
+        };
+        assert!(same_line.allows(here, None));
+        let shorter_line = AllowList {
+            sites: vec![line[..line.len() - 1].to_owned()],
+            names: vec![],
+        };
+        assert!(
+            !shorter_line.allows(here, None),
+            "{line} without its last digit"
+        );
+        let directory = AllowList {
+            sites: vec!["src".into()],
+            names: vec![],
+        };
+        assert!(directory.allows(here, None));
         let glob_file = AllowList {
             sites: vec!["src/*.rs".into()],
             names: vec![],

@@ -117,8 +117,10 @@ impl Check {
                 .stragglers
                 .extend(late.iter().map(|record| Straggler::describe(record, now)));
         }
-        drop(late);
-        self.stop_all(false).await;
+        if !late.is_empty() {
+            drop(late);
+            self.stop_all(false).await;
+        }
         self.stop_all(true).await;
         report
     }
@@ -178,7 +180,10 @@ impl Check {
         };
         let mut traces = crate::dump::traces(&runtime.handle).await;
         for straggler in &mut report.stragglers {
-            straggler.trace = straggler.task_id.and_then(|id| traces.remove(&id));
+            straggler.trace = straggler
+                .task_id
+                .and_then(|id| traces.remove(&id))
+                .filter(|trace| !trace.trim().is_empty());
         }
     }
 

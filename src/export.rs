@@ -114,10 +114,13 @@ pub(crate) fn annotations(
             } else {
                 format!(" ({})", names.join(", "))
             };
+            let when = match report.kind {
+                ReportKind::Leak => format!("after the body of `{}` returned", report.test),
+                ReportKind::Timeout(_) => format!("when the timeout stopped `{}`", report.test),
+            };
             let message = format!(
-                "{count} task{} spawned here{named} still alive after the body of `{}` returned: {}",
+                "{count} task{} spawned here{named} still alive {when}: {}",
                 if count == 1 { "" } else { "s" },
-                report.test,
                 states.join(", ")
             );
             format!(
@@ -132,7 +135,7 @@ pub(crate) fn annotations(
         .collect();
     if report.untracked > 0 {
         let message = format!(
-            "{} task(s) spawned with plain tokio::spawn still alive after the body of `{}` returned; spawn them with leak_check::spawn to see where",
+            "{} task(s) spawned with plain tokio::spawn still alive at the end of `{}`; spawn them with leak_check::spawn to see where",
             report.untracked, report.test
         );
         lines.push(format!(

@@ -6,6 +6,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
@@ -47,6 +48,8 @@ pub(crate) fn as_tracked<R>(spawn: impl FnOnce() -> R) -> R {
 pub(crate) struct Hooks {
     check: OnceLock<Arc<CheckCore>>,
     plain: Mutex<HashMap<Id, Registration>>,
+    /// How many plain tasks are alive, so a poll of any other task skips the lock.
+    plain_alive: AtomicUsize,
 }
 
 impl Hooks {
@@ -79,13 +82,19 @@ impl Hooks {
             ownership::with_current(Owner::clone).unwrap_or_else(|| Owner::Body(check.clone()));
         let record = TaskRecord::new(&owner, meta.spawned_at(), None, TaskKind::Plain, false);
         record.note_task_id(Some(meta.id()));
+        // Counted before it is visible, so a hook that sees it never reads a count of 0.
+        self.plain_alive.fetch_add(1, Ordering::SeqCst);
         self.plain
             .lock()
             .insert(meta.id(), Registration::new(record));
     }
 
     fn before_poll(&self, meta: &TaskMeta<'_>) {
-        let record = self.plain.lock().get(&meta.id()).map(|r| r.record.clone());
+        let record = if self.plain_alive.load(Ordering::SeqCst) == 0 {
+            None
+        } else {
+            self.plain.lock().get(&meta.id()).map(|r| r.record.clone())
+        };
         let entered = record.map(|record| {
             record.poll_started();
             let entered = ownership::enter_for(Owner::Task(record.clone()), Some(meta.id()));
@@ -107,7 +116,13 @@ impl Hooks {
     }
 
     fn terminated(&self, meta: &TaskMeta<'_>) {
+        if self.plain_alive.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         let registration = self.plain.lock().remove(&meta.id());
+        if registration.is_some() {
+            self.plain_alive.fetch_sub(1, Ordering::SeqCst);
+        }
         drop(registration);
     }
 }

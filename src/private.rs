@@ -30,6 +30,9 @@ pub struct Options<T> {
     /// Set for `#[should_panic]` tests, which cannot be failed by a panic: they fail by
     /// returning this instead.
     return_instead_of_panic: Option<fn() -> T>,
+    /// Set for tests that return a `Result`: the error they returned, if any, so that a leak
+    /// report does not hide it.
+    describe_error: Option<fn(&T) -> Option<String>>,
 }
 
 impl<T> Options<T> {
@@ -40,6 +43,7 @@ impl<T> Options<T> {
             name,
             per_test: PerTest::default(),
             return_instead_of_panic: None,
+            describe_error: None,
         }
     }
 
@@ -64,6 +68,12 @@ impl<T> Options<T> {
     /// Task names whose stragglers are expected.
     pub fn allow_names(mut self, names: &'static [&'static str]) -> Self {
         self.per_test.allow_names = names;
+        self
+    }
+
+    /// For tests returning a `Result`: how to show the error it returned.
+    pub fn describe_error(mut self, describe: fn(&T) -> Option<String>) -> Self {
+        self.describe_error = Some(describe);
         self
     }
 
@@ -159,12 +169,12 @@ pub fn check_sync<T>(options: Options<T>, body: impl FnOnce() -> T) -> T {
         .as_ref()
         .map(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     if multi_thread == Some(false) {
-        eprintln!(
-            "leak-check: `{}` is not checked: it runs on the thread of a current-thread runtime, \
+        print_uncaptured(&format!(
+            "leak-check: `{}` is not checked: it runs on a thread of a current-thread runtime, \
              which cannot run its tasks while a check waits for them. Check the enclosing test \
-             instead, or call it outside the runtime.",
+             instead, or call it outside the runtime.\n",
             options.test_name()
-        );
+        ));
         return body();
     }
     let check = options.begin(&settings, None);
@@ -218,19 +228,28 @@ fn verdict<T>(finished: Finished<T>, settings: &Settings, options: Options<T>) -
             ));
             outcome.unwrap_or_else(|p| resume_unwind(p))
         }
-        (Some(outcome), _, Some(return_normally)) => {
-            let panicked = if outcome.is_err() {
-                " and panicked"
-            } else {
-                ""
+        // A test that expects a panic cannot be failed by one, whether it leaked, panicked and
+        // leaked, or hung.
+        (outcome, _, Some(return_normally)) => {
+            let what = match outcome {
+                Some(Ok(_)) => "",
+                Some(Err(_)) => " and panicked",
+                None => " and did not finish",
             };
             eprintln!(
-                "{report}\n\nleak-check: this test expects a panic{panicked}; leak-check fails it by returning normally instead."
+                "{report}\n\nleak-check: this test expects a panic{what}; leak-check fails it by returning normally instead."
             );
             return_normally()
         }
         (Some(Err(payload)), _, None) => panic!("{}\n\n{report}", panic_message(&*payload)),
-        _ => panic!("{report}"),
+        (Some(Ok(output)), _, None) => match options
+            .describe_error
+            .and_then(|describe| describe(&output))
+        {
+            Some(error) => panic!("the test returned an error: {error}\n\n{report}"),
+            None => panic!("{report}"),
+        },
+        (None, _, None) => panic!("{report}"),
     }
 }
 
@@ -256,6 +275,9 @@ fn print_uncaptured(text: &str) {
 /// Workflow commands must reach the job's log even for tests that pass (warn mode).
 fn print_uncaptured_stdout(text: &str) {
     let mut out = std::io::stdout().lock();
+    // libtest may have written `test name ... ` without its line end yet: a workflow command
+    // counts only at the start of a line.
+    let _ = out.write_all(b"\n");
     let _ = out.write_all(text.as_bytes());
     let _ = out.write_all(b"\n");
     let _ = out.flush();

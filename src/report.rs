@@ -215,18 +215,36 @@ impl Display for LeakReport {
             )?;
         }
         writeln!(f)?;
-        let blocking = self
+        let running_closures = self
             .stragglers
             .iter()
             .filter(|s| s.state == TaskState::Blocking)
             .count();
-        if blocking == 0 {
+        let plain = self
+            .stragglers
+            .iter()
+            .filter(|s| s.state == TaskState::Pending)
+            .count();
+        let mut exceptions = Vec::new();
+        if running_closures > 0 {
+            exceptions.push(format!(
+                "{} (a running closure cannot be aborted)",
+                plural(running_closures, "spawn_blocking task")
+            ));
+        }
+        if plain > 0 {
+            exceptions.push(format!(
+                "{} (dropped when its runtime shuts down, right after this)",
+                plural(plain, "plain task")
+            ));
+        }
+        if exceptions.is_empty() {
             write!(f, "leak-check aborted these tasks.")
         } else {
             write!(
                 f,
-                "leak-check aborted these tasks, except {}: a running blocking closure cannot be aborted.",
-                plural(blocking, "spawn_blocking task")
+                "leak-check aborted these tasks, except {}.",
+                exceptions.join(" and ")
             )
         }
     }

@@ -127,6 +127,22 @@ async fn hangs_without_its_own_timeout() {
     std::future::pending::<()>().await;
 }
 
+#[leak_check(timeout_ms = 200)]
+#[tokio::test]
+#[should_panic]
+#[ignore = "hangs on purpose; run by a_hanging_should_panic_test_fails"]
+async fn hangs_but_expects_a_panic() {
+    std::future::pending::<()>().await;
+}
+
+#[test]
+fn a_hanging_should_panic_test_fails() {
+    // A timeout must not count as the panic the test expects.
+    let output = expect_failure("hangs_but_expects_a_panic");
+    assert!(output.contains("did not panic as expected"), "{output}");
+    assert!(output.contains("did not finish within 200 ms"), "{output}");
+}
+
 #[test]
 fn a_hanging_body_fails_with_its_tasks() {
     let output = expect_failure("hangs");
@@ -144,6 +160,17 @@ fn a_hanging_body_fails_with_its_tasks() {
         run.output.contains("did not finish within 200 ms"),
         "{}",
         run.output
+    );
+    let annotated = run_tests(
+        &["--ignored", "--exact", "hangs"],
+        &[("GITHUB_ACTIONS", "true")],
+    );
+    assert!(
+        annotated
+            .output
+            .contains("when the timeout stopped `hangs`"),
+        "{}",
+        annotated.output
     );
 }
 
@@ -194,6 +221,24 @@ fn github_annotations_point_at_the_spawn_line() {
         run.output.lines().any(|l| l.trim() == expected),
         "expected `{expected}`:\n{}",
         run.output
+    );
+
+    // With one test thread libtest writes `test name ... ` before the test runs: the command
+    // must still start a line of its own.
+    let one_thread = run_tests(
+        &[
+            "--ignored",
+            "--exact",
+            "leak_for_modes",
+            "--test-threads",
+            "1",
+        ],
+        &[("GITHUB_ACTIONS", "true"), ("GITHUB_WORKSPACE", workspace)],
+    );
+    assert!(
+        one_thread.output.lines().any(|l| l.trim() == expected),
+        "expected `{expected}` on a line of its own:\n{}",
+        one_thread.output
     );
 
     let elsewhere = run_tests(&["--ignored", "--exact", "leak_for_modes"], &[]);

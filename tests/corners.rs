@@ -209,6 +209,11 @@ async fn leak_then_fail_with_question_mark() -> Result<(), std::num::ParseIntErr
 fn early_returns_are_checked() {
     let output = expect_failure("leak_then_fail_with_question_mark");
     assert_reports(&output, 1, &site_of("early"));
+    // The error the test returned is not hidden by the report.
+    assert!(
+        output.contains("the test returned an error: ParseIntError"),
+        "{output}"
+    );
 }
 
 // A checked helper inside a checked test is a check of its own.

@@ -75,9 +75,40 @@ fn options(test: &Test, function: &ItemFn) -> TokenStream {
     let sites = strings("allow_sites", &args.allow_sites);
     let names = strings("allow_names", &args.allow_names);
     let expects_panic = test.expects_panic.then(|| quote!(.expects_panic()));
+    let describe_error = returns_result(&function.sig.output).then(|| {
+        let output = &function.sig.output;
+        let ty = match output {
+            ReturnType::Type(_, ty) => quote!(#ty),
+            ReturnType::Default => quote!(()),
+        };
+        quote! {
+            .describe_error(|output: &#ty| match output {
+                ::core::result::Result::Err(error) => {
+                    ::core::option::Option::Some(::std::format!("{error:?}"))
+                }
+                ::core::result::Result::Ok(_) => ::core::option::Option::None,
+            })
+        }
+    });
     quote! {
         ::leak_check::__private::Options::new(::core::module_path!(), #name)
-            #grace #timeout #sites #names #expects_panic
+            #grace #timeout #sites #names #expects_panic #describe_error
+    }
+}
+
+/// Whether the test returns a `Result` (by the name of its type), whose error a leak report must
+/// not hide.
+fn returns_result(output: &ReturnType) -> bool {
+    match output {
+        ReturnType::Type(_, ty) => match &**ty {
+            Type::Path(path) => path
+                .path
+                .segments
+                .last()
+                .is_some_and(|segment| segment.ident == "Result"),
+            _ => false,
+        },
+        ReturnType::Default => false,
     }
 }
 
