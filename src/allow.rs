@@ -10,11 +10,14 @@ pub(crate) struct AllowList {
     pub(crate) sites: Vec<String>,
     /// Names or globs.
     pub(crate) names: Vec<String>,
+    /// Tasks spawned with plain `tokio::spawn` whose sites are unknown are not counted.
+    pub(crate) untracked: bool,
 }
 
 impl AllowList {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.sites.is_empty() && self.names.is_empty()
+    /// Whether any live task could be allowed, so that the check must look at each one.
+    pub(crate) fn may_allow_some(&self) -> bool {
+        self.untracked || !self.sites.is_empty() || !self.names.is_empty()
     }
 
     pub(crate) fn allows(&self, site: &Location<'_>, name: Option<&str>) -> bool {
@@ -87,6 +90,7 @@ mod tests {
         let list = AllowList {
             sites: vec!["tests/allowed.rs:2".into(), "*/metrics/*".into()],
             names: vec!["flusher-*".into()],
+            untracked: false,
         };
         let here = Location::caller();
         assert!(!list.allows(here, None));
@@ -94,17 +98,20 @@ mod tests {
         let prefix = AllowList {
             sites: vec![here.file().into()],
             names: vec![],
+            untracked: false,
         };
         assert!(prefix.allows(here, None));
         let line = format!("{}:{}", here.file(), here.line());
         let same_line = AllowList {
             sites: vec![line.clone()],
             names: vec![],
+            untracked: false,
         };
         assert!(same_line.allows(here, None));
         let shorter_line = AllowList {
             sites: vec![line[..line.len() - 1].to_owned()],
             names: vec![],
+            untracked: false,
         };
         assert!(
             !shorter_line.allows(here, None),
@@ -113,11 +120,13 @@ mod tests {
         let directory = AllowList {
             sites: vec!["src".into()],
             names: vec![],
+            untracked: false,
         };
         assert!(directory.allows(here, None));
         let glob_file = AllowList {
             sites: vec!["src/*.rs".into()],
             names: vec![],
+            untracked: false,
         };
         assert!(glob_file.allows(here, None));
     }

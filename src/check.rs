@@ -75,6 +75,9 @@ impl Check {
     /// still alive is subtracted, whatever runtime it runs on: that can only hide an untracked
     /// task, never invent one.
     fn untracked(&self) -> usize {
+        if self.allow.untracked {
+            return 0;
+        }
         self.runtime.as_ref().map_or(0, |count| {
             let tracked = self.core.live() + self.core.live_background();
             count
@@ -85,8 +88,10 @@ impl Check {
     }
 
     fn is_allowed(&self, record: &TaskRecord) -> bool {
-        self.allow
-            .allows(record.origin.site, record.origin.name.as_deref())
+        (self.allow.untracked && record.kind == TaskKind::Plain)
+            || self
+                .allow
+                .allows(record.origin.site, record.origin.name.as_deref())
     }
 
     /// The stragglers to wait for and report: not background work, not allowed.
@@ -98,7 +103,7 @@ impl Check {
 
     fn is_clean(&self) -> bool {
         let tracked_done =
-            self.core.live() == 0 || (!self.allow.is_empty() && self.reportable().is_empty());
+            self.core.live() == 0 || (self.allow.may_allow_some() && self.reportable().is_empty());
         tracked_done && self.untracked() == 0
     }
 
@@ -243,7 +248,7 @@ impl Check {
         let core = self.core.clone();
         // With an allow-list, the last reportable task's exit may not bring the count to the
         // target: wake on every exit then.
-        let target = if background || self.allow.is_empty() {
+        let target = if background || !self.allow.may_allow_some() {
             live_target
         } else {
             usize::MAX

@@ -19,6 +19,9 @@ pub const TIMEOUT_ENV: &str = "LEAK_CHECK_TIMEOUT_MS";
 pub const ALLOW_SITES_ENV: &str = "LEAK_CHECK_ALLOW_SITES";
 /// Task names never reported, comma-separated: names or globs.
 pub const ALLOW_NAMES_ENV: &str = "LEAK_CHECK_ALLOW_NAMES";
+/// `1` or `true`: do not count tasks spawned with plain `tokio::spawn` whose sites are unknown
+/// (a dependency's own background tasks, without `--cfg tokio_unstable`).
+pub const ALLOW_UNTRACKED_ENV: &str = "LEAK_CHECK_ALLOW_UNTRACKED";
 /// A file to which every leaking test appends its report as one line of JSON.
 pub const REPORT_ENV: &str = "LEAK_CHECK_REPORT";
 
@@ -50,6 +53,7 @@ pub(crate) struct PerTest {
     pub(crate) timeout: Option<Duration>,
     pub(crate) allow_sites: &'static [&'static str],
     pub(crate) allow_names: &'static [&'static str],
+    pub(crate) allow_untracked: Option<bool>,
 }
 
 /// Everything that decides how one test is checked and reported.
@@ -118,7 +122,13 @@ impl Settings {
                 .or_else(|| millis(GRACE_ENV))
                 .unwrap_or(DEFAULT_GRACE),
             timeout: per_test.timeout.or_else(|| millis(TIMEOUT_ENV)),
-            allow: AllowList { sites, names },
+            allow: AllowList {
+                sites,
+                names,
+                untracked: per_test.allow_untracked.unwrap_or_else(|| {
+                    env(ALLOW_UNTRACKED_ENV).is_some_and(|v| matches!(v.trim(), "1" | "true"))
+                }),
+            },
             report_file: env(REPORT_ENV)
                 .filter(|p| !p.trim().is_empty())
                 .map(PathBuf::from),
@@ -160,6 +170,7 @@ mod tests {
             (ALLOW_SITES_ENV, "src/a.rs, vendor/*"),
             (REPORT_ENV, "/tmp/r.jsonl"),
             ("GITHUB_ACTIONS", "true"),
+            (ALLOW_UNTRACKED_ENV, "1"),
         ]);
         let from_env = Settings::resolve_with(&PerTest::default(), &env);
         assert_eq!(from_env.grace, Duration::from_millis(250));
@@ -168,18 +179,21 @@ mod tests {
         assert_eq!(from_env.allow.sites, ["src/a.rs", "vendor/*"]);
         assert_eq!(from_env.report_file, Some(PathBuf::from("/tmp/r.jsonl")));
         assert_eq!(from_env.github, Some(None));
+        assert!(from_env.allow.untracked);
 
         let per_test = PerTest {
             grace: Some(Duration::from_millis(7)),
             timeout: Some(Duration::from_millis(8)),
             allow_sites: &["tests/x.rs"],
             allow_names: &["flusher"],
+            allow_untracked: Some(false),
         };
         let both = Settings::resolve_with(&per_test, &env);
         assert_eq!(both.grace, Duration::from_millis(7));
         assert_eq!(both.timeout, Some(Duration::from_millis(8)));
         assert_eq!(both.allow.sites, ["tests/x.rs", "src/a.rs", "vendor/*"]);
         assert_eq!(both.allow.names, ["flusher"]);
+        assert!(!both.allow.untracked, "the test's own setting wins");
     }
 
     #[test]

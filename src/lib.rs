@@ -59,7 +59,8 @@ mod wait;
 pub mod __private;
 
 pub use config::{
-    ALLOW_NAMES_ENV, ALLOW_SITES_ENV, DEFAULT_GRACE, GRACE_ENV, MODE_ENV, REPORT_ENV, TIMEOUT_ENV,
+    ALLOW_NAMES_ENV, ALLOW_SITES_ENV, ALLOW_UNTRACKED_ENV, DEFAULT_GRACE, GRACE_ENV, MODE_ENV,
+    REPORT_ENV, TIMEOUT_ENV,
 };
 pub use spawn::{
     spawn, spawn_background, spawn_blocking, spawn_blocking_on, spawn_in, spawn_local, spawn_on,

@@ -77,6 +77,12 @@ impl<T> Options<T> {
         self
     }
 
+    /// Whether tasks spawned with plain `tokio::spawn` whose sites are unknown are not counted.
+    pub fn allow_untracked(mut self, allow: bool) -> Self {
+        self.per_test.allow_untracked = Some(allow);
+        self
+    }
+
     /// The name libtest shows: the module path without the crate, then the function.
     fn test_name(&self) -> String {
         match self.module_path.split_once("::") {

@@ -310,3 +310,33 @@ fn json_reports_are_one_line_per_leaking_test() {
     assert_eq!(b["sites"][0]["chains"][0].as_array().unwrap().len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// --- Tasks not spawned through leak-check, allowed --------------------------------------------
+
+#[leak_check(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "leaks on purpose; run by untracked_tasks_can_be_allowed"]
+async fn leaks_a_dependency_style_task() {
+    // A dependency's own background task, which the test cannot spawn differently.
+    tokio::spawn(std::future::pending::<()>());
+}
+
+#[leak_check(flavor = "multi_thread", worker_threads = 2, allow_untracked = true)]
+#[ignore = "leaks on purpose; run by untracked_tasks_can_be_allowed"]
+async fn allows_untracked_but_leaks_a_tracked_task() {
+    tokio::spawn(std::future::pending::<()>());
+    // site(tracked_despite_allow): leak_check::spawn
+    leak_check::spawn(std::future::pending::<()>());
+}
+
+#[test]
+fn untracked_tasks_can_be_allowed() {
+    expect_failure("leaks_a_dependency_style_task");
+    passes(
+        "leaks_a_dependency_style_task",
+        &[("LEAK_CHECK_ALLOW_UNTRACKED", "1")],
+    );
+    // What leak-check spawned is still checked.
+    let output = expect_failure("allows_untracked_but_leaks_a_tracked_task");
+    assert!(output.contains("leaked 1 task "), "{output}");
+    assert_reports(&output, 1, &site_of("tracked_despite_allow"));
+}

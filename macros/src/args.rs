@@ -7,7 +7,7 @@ use syn::{LitBool, LitInt, LitStr, Path};
 pub(crate) const RUNTIME_KEYS: &str =
     "`flavor`, `worker_threads`, `start_paused`, `crate`, `unhandled_panic`";
 const ALL_KEYS: &str = "`flavor`, `worker_threads`, `start_paused`, `crate`, `unhandled_panic`, \
-    `grace_ms`, `timeout_ms`, `allow_sites`, `allow_names`";
+    `grace_ms`, `timeout_ms`, `allow_sites`, `allow_names`, `allow_untracked`";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flavor {
@@ -32,6 +32,7 @@ pub(crate) struct Args {
     pub(crate) timeout_ms: Option<Spanned<u64>>,
     pub(crate) allow_sites: Option<Spanned<Vec<LitStr>>>,
     pub(crate) allow_names: Option<Spanned<Vec<LitStr>>>,
+    pub(crate) allow_untracked: Option<Spanned<bool>>,
 }
 
 /// Where a list of arguments was written: leak-check's own, or `#[tokio::test]`'s.
@@ -104,7 +105,7 @@ impl Args {
                 }
                 set(&mut self.unhandled_panic, "unhandled_panic", Spanned { value: lit, span })
             }
-            "grace_ms" | "timeout_ms" | "allow_sites" | "allow_names"
+            "grace_ms" | "timeout_ms" | "allow_sites" | "allow_names" | "allow_untracked"
                 if source == Source::TokioTest =>
             {
                 Err(meta.error(format!(
@@ -122,6 +123,11 @@ impl Args {
             "allow_sites" => {
                 let list = strings(&meta, "allow_sites = [\"src/metrics.rs\", \"*/background/*\"]")?;
                 set(&mut self.allow_sites, "allow_sites", Spanned { value: list, span })
+            }
+            "allow_untracked" => {
+                let lit: LitBool = value(&meta, "allow_untracked = true")?;
+                let allow = lit.value;
+                set(&mut self.allow_untracked, "allow_untracked", Spanned { value: allow, span })
             }
             "allow_names" => {
                 let list = strings(&meta, "allow_names = [\"metrics-flusher\"]")?;

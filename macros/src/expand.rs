@@ -74,6 +74,10 @@ fn options(test: &Test, function: &ItemFn) -> TokenStream {
     let timeout = millis("timeout_ms", &args.timeout_ms);
     let sites = strings("allow_sites", &args.allow_sites);
     let names = strings("allow_names", &args.allow_names);
+    let untracked = args.allow_untracked.as_ref().map(|v| {
+        let allow = v.value;
+        quote!(.allow_untracked(#allow))
+    });
     let expects_panic = test.expects_panic.then(|| quote!(.expects_panic()));
     let describe_error = returns_result(&function.sig.output).then(|| {
         let output = &function.sig.output;
@@ -92,7 +96,7 @@ fn options(test: &Test, function: &ItemFn) -> TokenStream {
     });
     quote! {
         ::leak_check::__private::Options::new(::core::module_path!(), #name)
-            #grace #timeout #sites #names #expects_panic #describe_error
+            #grace #timeout #sites #names #untracked #expects_panic #describe_error
     }
 }
 
