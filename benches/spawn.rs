@@ -155,6 +155,42 @@ fn timed(runtime: &Runtime, peers: &Arc<Peers>, iters: u64, case: Case) -> Durat
     }
 }
 
+/// Rounds of the paired measurement, and batches per side in each round.
+const ROUNDS: usize = 30;
+const ROUND_ITERS: u64 = 200;
+
+/// Ratios that survive a machine whose speed drifts: each round times the floor and the case back
+/// to back, and the median of the rounds' ratios is printed. (On the 2-core VM this was measured
+/// on, speed switches by 2x now and then, which skews ratios of criterion's separate estimates.)
+fn paired_ratios(runtime: &Runtime, peers: &Arc<Peers>) {
+    println!(
+        "\n{GROUP}, paired: median of {ROUNDS} rounds, each the floor then the case, back to back"
+    );
+    for case in CASES.iter().filter(|case| case.name != case.floor) {
+        let floor = CASES
+            .iter()
+            .find(|c| c.name == case.floor)
+            .copied()
+            .unwrap_or(*case);
+        let mut ratios: Vec<f64> = (0..ROUNDS)
+            .map(|_| {
+                let base = timed(runtime, peers, ROUND_ITERS, floor).as_secs_f64();
+                let with = timed(runtime, peers, ROUND_ITERS, *case).as_secs_f64();
+                with / base
+            })
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "  {:<36} {:.3}x {} (rounds from {:.3}x to {:.3}x)",
+            case.name,
+            ratios[ROUNDS / 2],
+            case.floor,
+            ratios[0],
+            ratios[ROUNDS - 1]
+        );
+    }
+}
+
 fn main() {
     let out_dir = common::output_dir();
     common::forget(&out_dir, GROUP);
@@ -178,6 +214,8 @@ fn main() {
     }
     group.finish();
     criterion.final_summary();
+
+    paired_ratios(&runtime, &peers);
 
     println!(
         "\n{GROUP}: spawn and join {BATCH} trivial tasks per batch, 2 workers; ratio to the floor"
