@@ -110,12 +110,14 @@ impl Check {
     /// Call when the body has returned or panicked. Returns the report if tasks leaked, after
     /// aborting them; background tasks are stopped either way.
     pub(crate) async fn conclude(self) -> Option<LeakReport> {
-        let mut report = self.settle().await;
-        let reported: Vec<*const TaskRecord> = self.reportable().iter().map(Arc::as_ptr).collect();
+        let (mut report, seen) = match self.settle().await {
+            Some((report, seen)) => (Some(report), seen),
+            None => (None, Vec::new()),
+        };
         self.stop_all(false).await;
         // Stopping drops futures, whose Drop impls may spawn: those are stragglers too.
         let mut late = self.reportable();
-        late.retain(|record| !reported.contains(&Arc::as_ptr(record)));
+        late.retain(|record| !seen.contains(&Arc::as_ptr(record)));
         if let (Some(report), false) = (&mut report, late.is_empty()) {
             let now = Instant::now();
             report
@@ -141,7 +143,9 @@ impl Check {
         self.stop(tasks, background).await;
     }
 
-    async fn settle(&self) -> Option<LeakReport> {
+    /// Waits out the grace period; if tasks are left, returns the report and the records its
+    /// snapshot saw, so that later stragglers can be told from them.
+    async fn settle(&self) -> Option<(LeakReport, Vec<*const TaskRecord>)> {
         if self.is_clean() {
             return None;
         }
@@ -170,12 +174,12 @@ impl Check {
         if settled {
             return None;
         }
-        let mut report = self.report(ReportKind::Leak, body_ended);
+        let (mut report, seen) = self.report_and_seen(ReportKind::Leak, body_ended);
         if report.is_empty() {
             return None;
         }
         self.add_traces(&mut report).await;
-        Some(report)
+        Some((report, seen))
     }
 
     /// Each straggler's async backtrace, where task dumps are available.
@@ -265,8 +269,18 @@ impl Check {
     }
 
     pub(crate) fn report(&self, kind: ReportKind, since: Instant) -> LeakReport {
+        self.report_and_seen(kind, since).0
+    }
+
+    /// The report, and every record its snapshot saw.
+    fn report_and_seen(
+        &self,
+        kind: ReportKind,
+        since: Instant,
+    ) -> (LeakReport, Vec<*const TaskRecord>) {
         let now = Instant::now();
         let all = self.core.snapshot();
+        let seen = all.iter().map(Arc::as_ptr).collect();
         let allowed = all
             .iter()
             .filter(|record| !record.background && self.is_allowed(record))
@@ -287,13 +301,14 @@ impl Check {
             })
             .min()
             .unwrap_or(0);
-        LeakReport {
+        let report = LeakReport {
             kind,
             test: self.test.clone(),
             waited: now.saturating_duration_since(since),
             stragglers,
             untracked,
             allowed,
-        }
+        };
+        (report, seen)
     }
 }
