@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::{Handle, RuntimeMetrics};
 
 use crate::allow::AllowList;
+use crate::cohort::Cohort;
 use crate::ownership::Owner;
 use crate::registry::CheckCore;
 use crate::report::{LeakReport, ReportKind, Straggler};
@@ -101,9 +102,18 @@ impl Check {
         records
     }
 
+    /// The cohorts of tasks that have not yielded, with how many, that are not allowed.
+    fn reportable_unyielded(&self) -> Vec<(Arc<Cohort>, usize)> {
+        let mut cohorts = self.core.unyielded();
+        cohorts.retain(|(cohort, _)| !self.allow.allows(cohort.site, None));
+        cohorts
+    }
+
     fn is_clean(&self) -> bool {
-        let tracked_done =
-            self.core.live() == 0 || (self.allow.may_allow_some() && self.reportable().is_empty());
+        let tracked_done = self.core.live() == 0
+            || (self.allow.may_allow_some()
+                && self.reportable_unyielded().is_empty()
+                && self.reportable().is_empty());
         tracked_done && self.untracked() == 0
     }
 
@@ -112,20 +122,40 @@ impl Check {
     pub(crate) async fn conclude(self) -> Option<LeakReport> {
         let (mut report, seen) = match self.settle().await {
             Some((report, seen)) => (Some(report), seen),
-            None => (None, Vec::new()),
+            None => (None, Seen::default()),
         };
         self.stop_all(false).await;
         // Stopping drops futures, whose Drop impls may spawn: those are stragglers too.
+        // A task the report saw in its cohort may have yielded since: then it is in the records
+        // now, and is not late either.
+        let mut unyielded_seen = seen.unyielded.clone();
+        let late_unyielded: Vec<(Arc<Cohort>, usize)> = self
+            .reportable_unyielded()
+            .into_iter()
+            .filter_map(|(cohort, alive)| {
+                let address = Arc::as_ptr(&cohort) as usize;
+                let late = alive - take_seen(&mut unyielded_seen, address, alive);
+                (late > 0).then_some((cohort, late))
+            })
+            .collect();
         let mut late = self.reportable();
-        late.retain(|record| !seen.contains(&Arc::as_ptr(record)));
-        if let (Some(report), false) = (&mut report, late.is_empty()) {
+        late.retain(|record| {
+            !seen.records.contains(&Arc::as_ptr(record))
+                && take_seen(&mut unyielded_seen, record.cohort(), 1) == 0
+        });
+        let any_late = !late.is_empty() || !late_unyielded.is_empty();
+        if let (Some(report), true) = (&mut report, any_late) {
             let now = Instant::now();
+            report
+                .stragglers
+                .extend(unyielded_stragglers(&late_unyielded));
             report
                 .stragglers
                 .extend(late.iter().map(|record| Straggler::describe(record, now)));
         }
-        if !late.is_empty() {
+        if any_late {
             drop(late);
+            drop(late_unyielded);
             self.stop_all(false).await;
         }
         self.stop_all(true).await;
@@ -134,18 +164,22 @@ impl Check {
 
     /// Stops every live task of one kind: the test's own, or its background work.
     async fn stop_all(&self, background: bool) {
+        let unyielded = !background && !self.core.unyielded().is_empty();
+        if !background {
+            self.core.stop_unyielded();
+        }
         let tasks: Vec<_> = self
             .core
             .snapshot()
             .into_iter()
             .filter(|record| record.background == background)
             .collect();
-        self.stop(tasks, background).await;
+        self.stop(tasks, unyielded, background).await;
     }
 
     /// Waits out the grace period; if tasks are left, returns the report and the records its
     /// snapshot saw, so that later stragglers can be told from them.
-    async fn settle(&self) -> Option<(LeakReport, Vec<*const TaskRecord>)> {
+    async fn settle(&self) -> Option<(LeakReport, Seen)> {
         if self.is_clean() {
             return None;
         }
@@ -153,11 +187,14 @@ impl Check {
         for record in self.core.snapshot() {
             record.mark();
         }
+        // A task that has not yielded may not have had a thread yet: give it the extra time.
         let starved = || {
             let now = Instant::now();
-            self.reportable()
-                .iter()
-                .any(|record| record.starved(now, PATIENCE))
+            !self.reportable_unyielded().is_empty()
+                || self
+                    .reportable()
+                    .iter()
+                    .any(|record| record.starved(now, PATIENCE))
         };
         let deadline = body_ended + self.grace;
         let hard_deadline = deadline + (self.grace * 4).max(Duration::from_secs(1));
@@ -205,9 +242,10 @@ impl Check {
         report
     }
 
-    /// Aborts `records` and waits (bounded) until all but the blocking ones are dropped.
-    async fn stop(&self, records: Vec<Arc<TaskRecord>>, background: bool) {
-        if records.is_empty() {
+    /// Aborts `records` (and, through the stop epoch, tasks that have not yielded, if
+    /// `unyielded`) and waits (bounded) until all but the blocking ones are dropped.
+    async fn stop(&self, records: Vec<Arc<TaskRecord>>, unyielded: bool, background: bool) {
+        if records.is_empty() && !unyielded {
             return;
         }
         // Running blocking closures cannot be aborted, and plain tasks (seen through tokio's hooks)
@@ -272,25 +310,41 @@ impl Check {
         self.report_and_seen(kind, since).0
     }
 
-    /// The report, and every record its snapshot saw.
-    fn report_and_seen(
-        &self,
-        kind: ReportKind,
-        since: Instant,
-    ) -> (LeakReport, Vec<*const TaskRecord>) {
+    /// The report, and every task its snapshot saw.
+    fn report_and_seen(&self, kind: ReportKind, since: Instant) -> (LeakReport, Seen) {
         let now = Instant::now();
+        // Cohorts first: see `CheckCore::unyielded`.
+        let (allowed_unyielded, unyielded): (Vec<_>, Vec<_>) = self
+            .core
+            .unyielded()
+            .into_iter()
+            .partition(|(cohort, _)| self.allow.allows(cohort.site, None));
         let all = self.core.snapshot();
-        let seen = all.iter().map(Arc::as_ptr).collect();
+        let seen = Seen {
+            records: all.iter().map(Arc::as_ptr).collect(),
+            unyielded: unyielded
+                .iter()
+                .chain(&allowed_unyielded)
+                .map(|(cohort, alive)| (Arc::as_ptr(cohort) as usize, *alive))
+                .collect(),
+        };
         let allowed = all
             .iter()
             .filter(|record| !record.background && self.is_allowed(record))
-            .count();
-        let stragglers: Vec<Straggler> = all
-            .iter()
-            .filter(|record| !record.background && !self.is_allowed(record))
-            .map(|record| Straggler::describe(record, now))
-            .collect();
+            .count()
+            + allowed_unyielded.iter().map(|(_, n)| n).sum::<usize>();
+        let mut stragglers: Vec<Straggler> = unyielded_stragglers(&unyielded);
+        stragglers.extend(
+            all.iter()
+                .filter(|record| !record.background && !self.is_allowed(record))
+                .map(|record| Straggler::describe(record, now)),
+        );
         drop(all);
+        // A task that has not yielded counts as finished a moment before its cohort lets go of
+        // it. If nothing is alive now, the cohorts' counts above were only such moments.
+        if self.core.live() == 0 {
+            stragglers.clear();
+        }
         // tokio's count is not strongly consistent across workers: take the least of a few reads.
         let untracked = (0..3)
             .map(|attempt| {
@@ -310,5 +364,39 @@ impl Check {
             allowed,
         };
         (report, seen)
+    }
+}
+
+/// The tasks a report's snapshot saw, so that later stragglers can be told from them.
+#[derive(Default)]
+struct Seen {
+    records: Vec<*const TaskRecord>,
+    /// Each cohort seen (by address), with how many of its tasks were alive.
+    unyielded: Vec<(usize, usize)>,
+}
+
+/// Accounts for up to `alive` tasks of the cohort at `address` with those the report saw;
+/// returns how many it accounted for.
+fn take_seen(seen: &mut [(usize, usize)], address: usize, alive: usize) -> usize {
+    seen.iter_mut()
+        .find(|(cohort, _)| *cohort == address)
+        .map_or(0, |(_, count)| {
+            let taken = alive.min(*count);
+            *count -= taken;
+            taken
+        })
+}
+
+/// One straggler per task of each cohort.
+fn unyielded_stragglers(cohorts: &[(Arc<Cohort>, usize)]) -> Vec<Straggler> {
+    cohorts
+        .iter()
+        .flat_map(|(cohort, alive)| std::iter::repeat_n(Straggler::unyielded(cohort), *alive))
+        .collect()
+}
+
+impl Drop for Check {
+    fn drop(&mut self) {
+        self.core.close_cohorts();
     }
 }

@@ -42,6 +42,7 @@
 
 mod allow;
 mod check;
+mod cohort;
 mod config;
 mod dump;
 mod export;

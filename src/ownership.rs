@@ -10,13 +10,42 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use crate::cohort::Cohort;
 use crate::registry::CheckCore;
-use crate::task::TaskRecord;
+use crate::task::{Lineage, ParentRef, TaskRecord};
 
 #[derive(Clone)]
 pub(crate) enum Owner {
     Body(Arc<CheckCore>),
     Task(Arc<TaskRecord>),
+    /// A task that has not yielded yet, polled or dropped as one of its cohort.
+    Unyielded(Arc<Cohort>),
+}
+
+impl Owner {
+    /// What a task spawned here inherits.
+    pub(crate) fn lineage(&self) -> Lineage<'_> {
+        match self {
+            Owner::Body(check) => Lineage {
+                check,
+                parent: ParentRef::Body,
+                depth: 1,
+                background: false,
+            },
+            Owner::Task(record) => Lineage::child_of(
+                &record.check,
+                record.depth(),
+                || record.origin_for_children(),
+                record.background,
+            ),
+            Owner::Unyielded(cohort) => Lineage::child_of(
+                &cohort.check,
+                cohort.depth,
+                || cohort.origin_for_children(),
+                false,
+            ),
+        }
+    }
 }
 
 /// The owner of this thread's current scope, and the tokio task (if any) that entered it.
@@ -54,12 +83,18 @@ pub(crate) fn enter(owner: Owner) -> Entered {
 /// Like [`enter`], for the tokio task `task` (which need not be running yet: tokio's poll hooks
 /// run just before the task's id is set).
 pub(crate) fn enter_for(owner: Owner, task: Option<tokio::task::Id>) -> Entered {
-    let current = Current { owner, task };
+    let mut current = Some(Current { owner, task });
+    // Without the thread-local (the thread is exiting) nothing is entered, and the owner is
+    // kept here to be given back by `leave`.
     let previous = CURRENT
-        .try_with(|cell| cell.replace(Some(current)))
+        .try_with(|cell| cell.replace(current.take()))
         .ok()
         .flatten();
-    Entered { previous }
+    Entered {
+        previous,
+        unentered: current.map(|current| current.owner),
+        left: false,
+    }
 }
 
 /// Whether a check owns this place (see [`with_current`]).
@@ -69,12 +104,29 @@ pub(crate) fn is_owned() -> bool {
 
 pub(crate) struct Entered {
     previous: Option<Current>,
+    unentered: Option<Owner>,
+    left: bool,
+}
+
+impl Entered {
+    /// Restores what was current before, and gives back the owner that was entered.
+    fn leave(&mut self) -> Option<Owner> {
+        if std::mem::replace(&mut self.left, true) {
+            return None;
+        }
+        let previous = self.previous.take();
+        let entered = CURRENT
+            .try_with(|cell| cell.replace(previous))
+            .ok()
+            .flatten()
+            .map(|current| current.owner);
+        entered.or_else(|| self.unentered.take())
+    }
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        let previous = self.previous.take();
-        let _ = CURRENT.try_with(|cell| cell.set(previous));
+        self.leave();
     }
 }
 
@@ -85,9 +137,17 @@ pub(crate) struct Registration {
 }
 
 impl Registration {
+    /// Counts a new task and keeps its record.
     pub(crate) fn new(record: TaskRecord) -> Self {
         let record = Arc::new(record);
         record.check.register(&record);
+        Registration { record }
+    }
+
+    /// Keeps the record of a task its check counted already (one that has just yielded).
+    fn adopt(record: TaskRecord) -> Self {
+        let record = Arc::new(record);
+        record.check.keep(&record);
         Registration { record }
     }
 }
@@ -99,44 +159,169 @@ impl Drop for Registration {
 }
 
 pin_project_lite::pin_project! {
-    /// A tracked task's future: polls the user's future with the task as the current owner and
-    /// with the task's record as its waker. The user's future is always dropped with the task
-    /// as the owner (tasks spawned by its `Drop` impls belong to the test too), and before the
-    /// task counts as finished.
+    /// A tracked task's future: polls the user's future with the task as the current owner.
+    ///
+    /// A task starts as one of its cohort: counted by its check, with no record of its own, so
+    /// that a task that finishes in its first poll costs little. If it yields, it gets a record,
+    /// which from then on is also its waker, so that the report can tell whether anything can
+    /// still wake it. The user's future is always dropped with the task as the owner (tasks
+    /// spawned by its `Drop` impls belong to the test too), and before the task counts as
+    /// finished.
     pub(crate) struct Tracked<F> {
         // `None` once finished or aborted: an aborted task is then an empty shell until its
         // runtime drops it.
         #[pin]
         inner: Option<F>,
-        record_waker: Waker,
-        registration: Option<Registration>,
+        task: TaskSlot,
     }
 
     impl<F> PinnedDrop for Tracked<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if let Some(registration) = this.registration.as_ref() {
-                drop_as_owner(this.inner, registration);
-            }
+            drop_as_owner(this.inner, this.task);
+            this.task.finish();
+        }
+    }
+}
+
+/// What leak-check holds for one tracked task.
+enum TaskSlot {
+    /// Not yielded yet. `epoch` is its check's stop epoch when it was spawned: if the check
+    /// stops its tasks before this one is first polled, the epoch has moved on.
+    Unyielded {
+        cohort: Arc<Cohort>,
+        epoch: u32,
+    },
+    /// The cohort is lent to the thread as its owner, during a poll or the future's drop.
+    Lent,
+    Recorded {
+        registration: Registration,
+        waker: Waker,
+    },
+    Finished,
+}
+
+impl TaskSlot {
+    fn abort_requested(&self) -> bool {
+        match self {
+            TaskSlot::Unyielded { cohort, epoch } => cohort.check.stop_epoch() != *epoch,
+            TaskSlot::Recorded { registration, .. } => registration.record.abort_requested(),
+            TaskSlot::Lent | TaskSlot::Finished => false,
+        }
+    }
+
+    /// The task has yielded for the first time: it gets a record of its own, kept before the
+    /// cohort lets go of it so that the check never misses it.
+    fn record(&mut self, task_waker: &Waker) {
+        let TaskSlot::Unyielded { cohort, .. } = self else {
+            return;
+        };
+        let registration = Registration::adopt(TaskRecord::yielded(cohort));
+        let waker = Waker::from(registration.record.clone());
+        // A new record starts woken, so this wakes the task at once: its next poll then hands
+        // the future the record as its waker, and the check can see who holds it.
+        registration.record.poll_ended(true, task_waker);
+        *self = TaskSlot::Recorded {
+            registration,
+            waker,
+        };
+    }
+
+    /// Counts the task as finished (a recorded task: when its registration drops).
+    fn finish(&mut self) {
+        if let TaskSlot::Unyielded { cohort, .. } = std::mem::replace(self, TaskSlot::Finished) {
+            cohort.check.finish_unrecorded();
+        }
+    }
+}
+
+/// Runs `f` with the task as the current owner.
+fn as_owner<R>(slot: &mut TaskSlot, f: impl FnOnce() -> R) -> R {
+    match std::mem::replace(slot, TaskSlot::Lent) {
+        TaskSlot::Unyielded { cohort, epoch } => {
+            let _lent = Lent {
+                entered: enter(Owner::Unyielded(cohort)),
+                slot,
+                epoch,
+            };
+            f()
+        }
+        TaskSlot::Recorded {
+            registration,
+            waker,
+        } => {
+            let _owner = enter(Owner::Task(registration.record.clone()));
+            *slot = TaskSlot::Recorded {
+                registration,
+                waker,
+            };
+            f()
+        }
+        other => {
+            *slot = other;
+            f()
+        }
+    }
+}
+
+/// Gives an unyielded task's cohort back to the task when its poll or drop ends, even by a
+/// panic, so that the task is still counted as finished when it is dropped.
+struct Lent<'a> {
+    entered: Entered,
+    slot: &'a mut TaskSlot,
+    epoch: u32,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(Owner::Unyielded(cohort)) = self.entered.leave() {
+            *self.slot = TaskSlot::Unyielded {
+                cohort,
+                epoch: self.epoch,
+            };
         }
     }
 }
 
 /// Drops a pinned future with its task as the current owner.
-fn drop_as_owner<F>(mut future: Pin<&mut Option<F>>, registration: &Registration) {
+fn drop_as_owner<F>(mut future: Pin<&mut Option<F>>, slot: &mut TaskSlot) {
     if future.is_some() {
-        let _owner = enter(Owner::Task(registration.record.clone()));
-        future.set(None);
+        as_owner(slot, || future.set(None));
     }
 }
 
+/// Polls the user's future, and drops it as soon as it is done, while its owner is entered.
+fn poll_inner<F: Future>(mut future: Pin<&mut Option<F>>, waker: &Waker) -> Poll<F::Output> {
+    let Some(inner) = future.as_mut().as_pin_mut() else {
+        return Poll::Pending;
+    };
+    let result = inner.poll(&mut Context::from_waker(waker));
+    if result.is_ready() {
+        future.set(None);
+    }
+    result
+}
+
 impl<F> Tracked<F> {
+    /// A task with a record from the start.
     pub(crate) fn new(inner: F, registration: Registration) -> Self {
-        let record_waker = Waker::from(registration.record.clone());
+        let waker = Waker::from(registration.record.clone());
         Tracked {
             inner: Some(inner),
-            record_waker,
-            registration: Some(registration),
+            task: TaskSlot::Recorded {
+                registration,
+                waker,
+            },
+        }
+    }
+
+    /// A task of `cohort`, counted here, before it can run.
+    pub(crate) fn unyielded(inner: F, cohort: Arc<Cohort>) -> Self {
+        cohort.check.count_spawn();
+        let epoch = cohort.check.stop_epoch();
+        Tracked {
+            inner: Some(inner),
+            task: TaskSlot::Unyielded { cohort, epoch },
         }
     }
 }
@@ -146,31 +331,37 @@ impl<F: Future> Future for Tracked<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
-        let Some(registration) = this.registration.as_ref() else {
-            return Poll::Pending;
-        };
-        if registration.record.abort_requested() {
+        if this.task.abort_requested() {
             // Drop the user's future here and now, then count the task as finished.
-            drop_as_owner(this.inner.as_mut(), registration);
-            *this.registration = None;
+            drop_as_owner(this.inner.as_mut(), this.task);
+            this.task.finish();
             return Poll::Pending;
         }
-        let record = &registration.record;
-        record.poll_started();
-        let result = {
-            let _owner = enter(Owner::Task(record.clone()));
-            let Some(inner) = this.inner.as_mut().as_pin_mut() else {
-                return Poll::Pending;
-            };
-            let result = inner.poll(&mut Context::from_waker(this.record_waker));
-            if result.is_ready() {
-                // Done: drop it while the owner is still entered, so the drop needs no more.
-                this.inner.set(None);
+        match this.task {
+            TaskSlot::Recorded {
+                registration,
+                waker,
+            } => {
+                let record = &registration.record;
+                record.poll_started();
+                let result = {
+                    let _owner = enter(Owner::Task(record.clone()));
+                    poll_inner(this.inner.as_mut(), waker)
+                };
+                record.poll_ended(result.is_pending(), cx.waker());
+                result
             }
-            result
-        };
-        record.poll_ended(result.is_pending(), cx.waker());
-        result
+            TaskSlot::Unyielded { .. } => {
+                let result = as_owner(this.task, || poll_inner(this.inner.as_mut(), cx.waker()));
+                if result.is_ready() {
+                    this.task.finish();
+                } else {
+                    this.task.record(cx.waker());
+                }
+                result
+            }
+            TaskSlot::Lent | TaskSlot::Finished => Poll::Pending,
+        }
     }
 }
 

@@ -5,13 +5,15 @@
 //! A finishing task never touches the spawner's shard; finished records are swept out by later
 //! spawns, amortized. Nothing here is shared between checks.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Waker;
 
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
+use crate::cohort::{Cohort, CohortKey};
 use crate::task::TaskRecord;
 
 static SHARD_COUNT: Lazy<usize> = Lazy::new(|| {
@@ -25,7 +27,8 @@ thread_local! {
     static THREAD_HINT: usize = NEXT_THREAD_HINT.fetch_add(1, Ordering::Relaxed);
 }
 
-fn thread_hint() -> usize {
+/// A number for this thread, unique in the process.
+pub(crate) fn thread_hint() -> usize {
     THREAD_HINT.try_with(|hint| *hint).unwrap_or(0)
 }
 
@@ -53,6 +56,18 @@ struct Records {
 pub(crate) struct CheckCore {
     shards: Box<[Shard]>,
     waiter: Waiter,
+    cohorts: Mutex<Cohorts>,
+    /// Moves on each time the check stops its tasks: a task that has not yielded and was
+    /// spawned in an earlier epoch is dropped at its next poll.
+    stop_epoch: AtomicU32,
+}
+
+/// The check's cohorts of tasks that have not yielded. Each holds the check, so the check
+/// holds them only until it ends (`close_cohorts`); after that, spawns get records.
+#[derive(Default)]
+struct Cohorts {
+    by_key: HashMap<CohortKey, Arc<Cohort>>,
+    closed: bool,
 }
 
 impl CheckCore {
@@ -71,6 +86,8 @@ impl CheckCore {
                 })
                 .collect(),
             waiter: Waiter::default(),
+            cohorts: Mutex::default(),
+            stop_epoch: AtomicU32::new(0),
         }
     }
 
@@ -78,17 +95,11 @@ impl CheckCore {
         &self.shards[thread_hint() % self.shards.len()]
     }
 
-    /// Called before the task can run, so that it is counted before it can finish.
+    /// Counts a task and keeps its record. Called before the task can run, so that it is
+    /// counted before it can finish.
     pub(crate) fn register(&self, record: &Arc<TaskRecord>) {
+        self.keep(record);
         let shard = self.my_shard();
-        {
-            let mut records = shard.records.lock();
-            if records.list.len() >= records.sweep_at {
-                records.list.retain(|weak| weak.strong_count() > 0);
-                records.sweep_at = (records.list.len() * 2).max(MIN_SWEEP_AT);
-            }
-            records.list.push(Arc::downgrade(record));
-        }
         let spawned = if record.background {
             &shard.background_spawned
         } else {
@@ -97,18 +108,42 @@ impl CheckCore {
         spawned.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Counts a task that has no record (yet). Called before the task can run.
+    pub(crate) fn count_spawn(&self) {
+        self.my_shard().spawned.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Keeps the record of a task, whether counted already or about to be.
+    pub(crate) fn keep(&self, record: &Arc<TaskRecord>) {
+        let mut records = self.my_shard().records.lock();
+        if records.list.len() >= records.sweep_at {
+            records.list.retain(|weak| weak.strong_count() > 0);
+            records.sweep_at = (records.list.len() * 2).max(MIN_SWEEP_AT);
+        }
+        records.list.push(Arc::downgrade(record));
+    }
+
     /// Called once the task's future or closure is gone.
     pub(crate) fn finish(&self, record: &TaskRecord) {
         record.mark_done();
+        self.count_finish(record.background);
+    }
+
+    /// Called once the future of a task that never yielded is gone.
+    pub(crate) fn finish_unrecorded(&self) {
+        self.count_finish(false);
+    }
+
+    fn count_finish(&self, background: bool) {
         let shard = self.my_shard();
-        let finished = if record.background {
+        let finished = if background {
             &shard.background_finished
         } else {
             &shard.finished
         };
         finished.fetch_add(1, Ordering::SeqCst);
         if self.waiter.armed.load(Ordering::SeqCst) {
-            let left = if record.background {
+            let left = if background {
                 self.live_background()
             } else {
                 self.live()
@@ -117,6 +152,59 @@ impl CheckCore {
                 self.waiter.wake();
             }
         }
+    }
+
+    /// The cohort for `key`, made by `make` if there is none; `None` once the check has ended.
+    pub(crate) fn cohort(
+        &self,
+        key: CohortKey,
+        make: impl FnOnce() -> Cohort,
+    ) -> Option<Arc<Cohort>> {
+        let mut cohorts = self.cohorts.lock();
+        if cohorts.closed {
+            return None;
+        }
+        Some(
+            cohorts
+                .by_key
+                .entry(key)
+                .or_insert_with(|| Arc::new(make()))
+                .clone(),
+        )
+    }
+
+    /// Each cohort with tasks that have not yielded, and how many. Read before the records
+    /// (`snapshot`): a task that yields is kept as a record before its cohort lets go of it, so
+    /// reading in this order may see it twice but never misses it.
+    pub(crate) fn unyielded(&self) -> Vec<(Arc<Cohort>, usize)> {
+        let cohorts = self.cohorts.lock();
+        cohorts
+            .by_key
+            .values()
+            .filter_map(|cohort| {
+                let alive = cohort.unyielded();
+                (alive > 0).then(|| (cohort.clone(), alive))
+            })
+            .collect()
+    }
+
+    /// Lets go of the cohorts when the check ends (each holds the check).
+    pub(crate) fn close_cohorts(&self) {
+        let by_key = {
+            let mut cohorts = self.cohorts.lock();
+            cohorts.closed = true;
+            std::mem::take(&mut cohorts.by_key)
+        };
+        drop(by_key);
+    }
+
+    pub(crate) fn stop_epoch(&self) -> u32 {
+        self.stop_epoch.load(Ordering::SeqCst)
+    }
+
+    /// Makes every task that has not yielded yet drop its future at its next poll.
+    pub(crate) fn stop_unyielded(&self) {
+        self.stop_epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Tasks of this check still alive. All `finished` counters are read before any `spawned`

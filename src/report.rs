@@ -6,6 +6,7 @@ use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cohort::Cohort;
 use crate::task::{Parent, TaskKind, TaskRecord, TaskState};
 
 /// Sites beyond this many are summed up in one line, so a huge leak stays readable.
@@ -30,27 +31,11 @@ pub(crate) struct Straggler {
 impl Straggler {
     /// Describes a record held once by the caller (in a snapshot).
     pub(crate) fn describe(record: &Arc<TaskRecord>, now: Instant) -> Straggler {
-        let mut chain = Vec::new();
-        let mut parent = &record.origin.parent;
-        loop {
-            match parent {
-                Parent::Body => break,
-                Parent::Cut => {
-                    chain.push(None);
-                    break;
-                }
-                Parent::Task(origin) => {
-                    chain.push(Some(origin.site));
-                    parent = &origin.parent;
-                }
-            }
-        }
-        chain.reverse();
         let activity = record.activity(now, 1);
         Straggler {
             site: record.origin.site,
             name: record.origin.name.as_deref().map(str::to_owned),
-            chain,
+            chain: chain(&record.origin.parent),
             age: activity.age,
             polls: if record.kind == TaskKind::Blocking {
                 0
@@ -63,6 +48,41 @@ impl Straggler {
             trace: None,
         }
     }
+
+    /// Describes a task of `cohort`, which has not yielded.
+    pub(crate) fn unyielded(cohort: &Cohort) -> Straggler {
+        Straggler {
+            site: cohort.site,
+            name: None,
+            chain: chain(&cohort.parent),
+            age: None,
+            polls: 0,
+            idle_for: None,
+            state: TaskState::NotYielded,
+            task_id: None,
+            trace: None,
+        }
+    }
+}
+
+/// Spawn sites of a task's ancestors, the test body's child first. `None` marks a cut.
+fn chain(mut parent: &Parent) -> Vec<Option<&'static Location<'static>>> {
+    let mut chain = Vec::new();
+    loop {
+        match parent {
+            Parent::Body => break,
+            Parent::Cut => {
+                chain.push(None);
+                break;
+            }
+            Parent::Task(origin) => {
+                chain.push(Some(origin.site));
+                parent = &origin.parent;
+            }
+        }
+    }
+    chain.reverse();
+    chain
 }
 
 /// Why the report was made.
@@ -283,23 +303,27 @@ impl Display for Group<'_> {
 
         let polls = Range::of(self.members.iter().map(|s| s.polls));
         let age = Range::of(self.members.iter().filter_map(|s| s.age));
-        match (age, polls) {
-            (Some(age), _) => write!(f, "      age {}", age.map(Human))?,
-            (None, Some(Range { max: 0, .. })) => write!(f, "      not started yet")?,
-            // Polled, but no poll has returned yet: the first one is still running.
-            (None, _) => write!(f, "      still in its first poll")?,
-        }
-        if first.state != TaskState::Blocking {
-            match polls {
-                Some(Range { max: 0, .. }) | None => {}
-                Some(Range { min: 1, max: 1 }) => write!(f, ", polled once")?,
-                Some(polls) => write!(f, ", polled {polls} times")?,
+        // Tasks that never yielded have no activity to show: their state line says it all.
+        let unyielded = age.is_none() && first.state == TaskState::NotYielded;
+        if !unyielded {
+            match (age, polls) {
+                (Some(age), _) => write!(f, "      age {}", age.map(Human))?,
+                (None, Some(Range { max: 0, .. })) => write!(f, "      not started yet")?,
+                // Polled, but no poll has returned yet: the first one is still running.
+                (None, _) => write!(f, "      still in its first poll")?,
             }
-            if let Some(idle) = Range::of(self.members.iter().filter_map(|s| s.idle_for)) {
-                write!(f, ", idle for {}", idle.map(Human))?;
+            if first.state != TaskState::Blocking {
+                match polls {
+                    Some(Range { max: 0, .. }) | None => {}
+                    Some(Range { min: 1, max: 1 }) => write!(f, ", polled once")?,
+                    Some(polls) => write!(f, ", polled {polls} times")?,
+                }
+                if let Some(idle) = Range::of(self.members.iter().filter_map(|s| s.idle_for)) {
+                    write!(f, ", idle for {}", idle.map(Human))?;
+                }
             }
+            writeln!(f)?;
         }
-        writeln!(f)?;
 
         let states = self.states();
         for (state, n) in &states {
@@ -341,6 +365,7 @@ pub(crate) fn state_name(state: TaskState) -> &'static str {
         TaskState::StuckInPoll => "stuck in poll",
         TaskState::Blocking => "blocking",
         TaskState::Pending => "pending",
+        TaskState::NotYielded => "not yielded",
     }
 }
 
@@ -360,6 +385,9 @@ fn state_meaning(state: TaskState) -> &'static str {
         TaskState::Blocking => "a spawn_blocking closure that has not returned",
         TaskState::Pending => {
             "pending; spawned with plain tokio::spawn, so who holds its waker is not known"
+        }
+        TaskState::NotYielded => {
+            "never returned from its first poll, or never got a thread to be polled on"
         }
     }
 }
@@ -399,6 +427,11 @@ fn hint(state: TaskState) -> &'static str {
             "it waits for something that never comes (a channel that is never closed, a select! \
              loop with no cancellation branch, a JoinHandle nobody awaits); spawn it with \
              leak_check::spawn to see whether anything can still wake it"
+        }
+        TaskState::NotYielded => {
+            "a first poll that never returns blocks its worker thread: replace the blocking call \
+             (std::thread::sleep, a sync lock or I/O, a loop with no .await) with its async \
+             version or move it to spawn_blocking; if every worker was busy, it never ran at all"
         }
     }
 }

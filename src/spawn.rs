@@ -10,6 +10,7 @@ use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 
 #[cfg(feature = "tracking")]
 use crate::{
+    cohort::Cohort,
     ownership::{self, Registration, Tracked},
     task::{TaskKind, TaskRecord},
 };
@@ -194,9 +195,10 @@ impl Builder {
         F::Output: Send + 'static,
     {
         #[cfg(feature = "tracking")]
-        if let Some(registration) = self.register(TaskKind::Async) {
-            return tracked(|| tokio::spawn(Tracked::new(future, registration)));
-        }
+        let future = match self.track(future) {
+            Ok(task) => return tracked(|| tokio::spawn(task)),
+            Err(future) => future,
+        };
         tokio::spawn(future)
     }
 
@@ -208,9 +210,10 @@ impl Builder {
         F::Output: Send + 'static,
     {
         #[cfg(feature = "tracking")]
-        if let Some(registration) = self.register(TaskKind::Async) {
-            return tracked(|| handle.spawn(Tracked::new(future, registration)));
-        }
+        let future = match self.track(future) {
+            Ok(task) => return tracked(|| handle.spawn(task)),
+            Err(future) => future,
+        };
         handle.spawn(future)
     }
 
@@ -273,10 +276,32 @@ impl Builder {
         T: Send + 'static,
     {
         #[cfg(feature = "tracking")]
-        if let Some(registration) = self.register(TaskKind::Async) {
-            return tracked(|| set.spawn(Tracked::new(future, registration)));
-        }
+        let future = match self.track(future) {
+            Ok(task) => return tracked(|| set.spawn(task)),
+            Err(future) => future,
+        };
         set.spawn(future)
+    }
+
+    /// Wraps an async task about to be spawned here, if a check owns this place; gives the
+    /// future back if not. An unnamed task starts without a record of its own (see `Cohort`);
+    /// a named or background one has one from the start.
+    #[cfg(feature = "tracking")]
+    #[track_caller]
+    fn track<F>(self, future: F) -> Result<Tracked<F>, F> {
+        let site = std::panic::Location::caller();
+        let cohort = if self.name.is_none() && !self.background {
+            ownership::with_current(|owner| Cohort::for_spawn(owner, site)).flatten()
+        } else {
+            None
+        };
+        if let Some(cohort) = cohort {
+            return Ok(Tracked::unyielded(future, cohort));
+        }
+        match self.register(TaskKind::Async) {
+            Some(registration) => Ok(Tracked::new(future, registration)),
+            None => Err(future),
+        }
     }
 
     /// Records a task about to be spawned here, if a check owns this place.

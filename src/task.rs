@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use once_cell::sync::Lazy;
 use tokio::task::AbortHandle;
 
+use crate::cohort::Cohort;
 use crate::ownership::Owner;
 use crate::registry::CheckCore;
 
@@ -62,6 +63,70 @@ pub(crate) enum Parent {
     Cut,
 }
 
+impl Origin {
+    pub(crate) fn new(
+        site: &'static Location<'static>,
+        name: Option<Cow<'static, str>>,
+        parent: Parent,
+        depth: u32,
+    ) -> Origin {
+        Origin {
+            site,
+            name,
+            parent,
+            depth,
+        }
+    }
+}
+
+/// What a task inherits from whoever spawns it.
+pub(crate) struct Lineage<'a> {
+    pub(crate) check: &'a Arc<CheckCore>,
+    pub(crate) parent: ParentRef<'a>,
+    /// The new task's depth in the chain from the test body (1 for the body's own tasks).
+    pub(crate) depth: u32,
+    pub(crate) background: bool,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum ParentRef<'a> {
+    Body,
+    Task(&'a Arc<Origin>),
+    Cut,
+}
+
+impl ParentRef<'_> {
+    pub(crate) fn to_parent(self) -> Parent {
+        match self {
+            ParentRef::Body => Parent::Body,
+            ParentRef::Task(origin) => Parent::Task(origin.clone()),
+            ParentRef::Cut => Parent::Cut,
+        }
+    }
+}
+
+impl<'a> Lineage<'a> {
+    /// A child of a task at `depth` whose children link to `origin`.
+    pub(crate) fn child_of(
+        check: &'a Arc<CheckCore>,
+        depth: u32,
+        origin: impl FnOnce() -> &'a Arc<Origin>,
+        background: bool,
+    ) -> Lineage<'a> {
+        let (parent, depth) = if depth >= MAX_CHAIN_DEPTH {
+            (ParentRef::Cut, 1)
+        } else {
+            (ParentRef::Task(origin()), depth + 1)
+        };
+        Lineage {
+            check,
+            parent,
+            depth,
+            background,
+        }
+    }
+}
+
 pub(crate) struct TaskRecord {
     pub(crate) check: Arc<CheckCore>,
     pub(crate) origin: Origin,
@@ -89,6 +154,8 @@ pub(crate) struct TaskRecord {
     task_waker: OnceLock<Waker>,
     /// tokio's id for the task, kept only where task dumps can use it.
     task_id: OnceLock<tokio::task::Id>,
+    /// See [`TaskRecord::cohort`].
+    cohort: usize,
 }
 
 /// Strong references a live, tracked task holds to its own record when it is not being polled:
@@ -103,26 +170,45 @@ impl TaskRecord {
         kind: TaskKind,
         background: bool,
     ) -> Self {
-        let background = background || matches!(owner, Owner::Task(parent) if parent.background);
-        let (check, parent, depth) = match owner {
-            Owner::Body(check) => (check.clone(), Parent::Body, 1),
-            Owner::Task(parent) if parent.origin.depth >= MAX_CHAIN_DEPTH => {
-                (parent.check.clone(), Parent::Cut, 1)
-            }
-            Owner::Task(parent) => (
-                parent.check.clone(),
-                Parent::Task(parent.origin_for_children()),
-                parent.origin.depth + 1,
-            ),
-        };
+        let lineage = owner.lineage();
+        let origin = Origin::new(site, name, lineage.parent.to_parent(), lineage.depth);
+        Self::with_origin(
+            lineage.check.clone(),
+            origin,
+            kind,
+            background || lineage.background,
+        )
+    }
+
+    /// The record of a task of `cohort` that has just returned `Pending` from its first poll.
+    /// That poll is not counted: the task is woken at once to be polled again with the record
+    /// as its waker (see `Tracked`), and that poll counts as its first.
+    pub(crate) fn yielded(cohort: &Cohort) -> Self {
+        let mut record = Self::with_origin(
+            cohort.check.clone(),
+            cohort.origin(),
+            TaskKind::Async,
+            false,
+        );
+        record.cohort = std::ptr::from_ref(cohort) as usize;
+        record
+    }
+
+    /// The address of the cohort the task was one of before it yielded (0 if it had a record
+    /// from the start), to compare with.
+    pub(crate) fn cohort(&self) -> usize {
+        self.cohort
+    }
+
+    fn with_origin(
+        check: Arc<CheckCore>,
+        origin: Origin,
+        kind: TaskKind,
+        background: bool,
+    ) -> Self {
         TaskRecord {
             check,
-            origin: Origin {
-                site,
-                name,
-                parent,
-                depth,
-            },
+            origin,
             kind,
             background,
             origin_for_children: OnceLock::new(),
@@ -137,6 +223,7 @@ impl TaskRecord {
             last_pending_nanos: AtomicU64::new(0),
             task_waker: OnceLock::new(),
             task_id: OnceLock::new(),
+            cohort: 0,
         }
     }
 
@@ -153,10 +240,13 @@ impl TaskRecord {
         self.task_id.get().copied()
     }
 
-    fn origin_for_children(&self) -> Arc<Origin> {
+    pub(crate) fn origin_for_children(&self) -> &Arc<Origin> {
         self.origin_for_children
             .get_or_init(|| Arc::new(self.origin.clone()))
-            .clone()
+    }
+
+    pub(crate) fn depth(&self) -> u32 {
+        self.origin.depth
     }
 
     /// Keeps a blocking task's handle. An abort that came before the handle is passed on:
@@ -338,6 +428,9 @@ pub(crate) enum TaskState {
     Blocking,
     /// Pending, spawned with plain `tokio::spawn`: whether anything holds its waker is unknown.
     Pending,
+    /// Never returned from its first poll, or never polled: tasks are recorded one by one only
+    /// once they yield, so what it is doing is not known beyond that.
+    NotYielded,
 }
 
 pub(crate) struct Activity {
