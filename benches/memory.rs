@@ -4,6 +4,11 @@
 //!
 //! `cargo bench --bench memory` prints the numbers.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
 use leak_check::__private::{check_async, Options};
 
 #[global_allocator]
@@ -28,10 +33,35 @@ fn rss_kib() -> u64 {
 }
 
 /// Heap bytes per task for `TASKS` pending tasks spawned by `spawn`, measured while they live.
+/// Polls of `PendingTask`s so far.
+static POLLS: AtomicUsize = AtomicUsize::new(0);
+
+/// Pending for ever, and counts its polls.
+struct PendingTask;
+
+impl Future for PendingTask {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        POLLS.fetch_add(1, Ordering::Relaxed);
+        Poll::Pending
+    }
+}
+
 async fn bytes_per_pending_task(spawn: fn() -> tokio::task::JoinHandle<()>) -> f64 {
     let before = heap_bytes();
     let handles: Vec<_> = (0..TASKS).map(|_| spawn()).collect();
-    tokio::task::yield_now().await; // let every task run its first poll
+    // Let every task run until it is idle: a tracked task gets its record when it first yields,
+    // and is then polled once more (with the record as its waker). The runtime runs a few dozen
+    // tasks per yield of this one; a yield with no poll means the queue is empty.
+    loop {
+        let polls = POLLS.load(Ordering::Relaxed);
+        tokio::task::yield_now().await;
+        if polls >= TASKS && POLLS.load(Ordering::Relaxed) == polls {
+            break;
+        }
+    }
+    POLLS.store(0, Ordering::Relaxed);
     let during = heap_bytes() - (handles.capacity() * std::mem::size_of_val(&handles[0])) as i64;
     for handle in &handles {
         handle.abort();
@@ -49,11 +79,9 @@ fn main() {
         .build()
         .unwrap();
 
-    let tokio_bytes = runtime.block_on(bytes_per_pending_task(|| {
-        tokio::spawn(std::future::pending())
-    }));
+    let tokio_bytes = runtime.block_on(bytes_per_pending_task(|| tokio::spawn(PendingTask)));
     let tracked_bytes = runtime.block_on(check_async(Options::new("bench", "memory"), async {
-        bytes_per_pending_task(|| leak_check::spawn(std::future::pending())).await
+        bytes_per_pending_task(|| leak_check::spawn(PendingTask)).await
     }));
 
     // Warm up the runtime and allocator, then spawn and finish a million tasks in one check.

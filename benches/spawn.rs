@@ -32,6 +32,8 @@ enum Spawner {
 struct Case {
     name: &'static str,
     spawner: Spawner,
+    /// Each task yields once before it finishes (else it finishes in its first poll).
+    yields: bool,
     inside_check: bool,
     /// Spawning tasks running at once (one per worker when 2).
     drivers: usize,
@@ -83,7 +85,29 @@ const CASES: &[Case] = &[
         2,
         "tokio_spawn_2_spawners",
     ),
+    yielding(case(
+        "tokio_spawn_yield_once",
+        Spawner::Tokio,
+        false,
+        1,
+        "tokio_spawn_yield_once",
+    )),
+    yielding(case(
+        "leak_check_inside_check_yield_once",
+        Spawner::LeakCheck,
+        true,
+        1,
+        "tokio_spawn_yield_once",
+    )),
 ];
+
+/// The same case with tasks that yield once: a tracked task then gets a record of its own.
+const fn yielding(case: Case) -> Case {
+    Case {
+        yields: true,
+        ..case
+    }
+}
 
 const fn case(
     name: &'static str,
@@ -95,6 +119,7 @@ const fn case(
     Case {
         name,
         spawner,
+        yields: false,
         inside_check,
         drivers,
         floor,
@@ -106,15 +131,31 @@ struct Peers {
     tracker: TaskTracker,
 }
 
-async fn batches(iters: u64, spawner: Spawner, peers: Arc<Peers>) -> Duration {
+async fn batches(iters: u64, case: Case, peers: Arc<Peers>) -> Duration {
+    if case.yields {
+        spawn_batches(iters, case.spawner, &peers, tokio::task::yield_now).await
+    } else {
+        spawn_batches(iters, case.spawner, &peers, || async {}).await
+    }
+}
+
+async fn spawn_batches<F>(
+    iters: u64,
+    spawner: Spawner,
+    peers: &Peers,
+    task: impl Fn() -> F,
+) -> Duration
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     let started = Instant::now();
     for _ in 0..iters {
         let handles: Vec<_> = (0..BATCH)
             .map(|_| match spawner {
-                Spawner::Tokio => tokio::spawn(async {}),
-                Spawner::LeakCheck => leak_check::spawn(async {}),
-                Spawner::Monitor => tokio::spawn(peers.monitor.instrument(async {})),
-                Spawner::Tracker => peers.tracker.spawn(async {}),
+                Spawner::Tokio => tokio::spawn(task()),
+                Spawner::LeakCheck => leak_check::spawn(task()),
+                Spawner::Monitor => tokio::spawn(peers.monitor.instrument(task())),
+                Spawner::Tracker => peers.tracker.spawn(task()),
             })
             .collect();
         for handle in handles {
@@ -133,7 +174,7 @@ fn timed(runtime: &Runtime, peers: &Arc<Peers>, iters: u64, case: Case) -> Durat
         async move {
             let drivers: Vec<_> = (0..case.drivers)
                 .map(|_| {
-                    let driver = batches(iters, case.spawner, peers.clone());
+                    let driver = batches(iters, case, peers.clone());
                     if case.inside_check {
                         leak_check::spawn(driver)
                     } else {

@@ -116,6 +116,15 @@ fn cached(key: &CohortKey) -> Option<Arc<Cohort>> {
 fn remember(key: CohortKey, cohort: &Arc<Cohort>) {
     let _ = CACHE.try_with(|cache| {
         let mut cache = cache.borrow_mut();
+        // A weak reference keeps a dead cohort's memory (not its check): let those go.
+        for entry in cache.iter_mut() {
+            if entry
+                .as_ref()
+                .is_some_and(|(_, weak)| weak.strong_count() == 0)
+            {
+                *entry = None;
+            }
+        }
         cache.rotate_right(1);
         cache[0] = Some((key, Arc::downgrade(cohort)));
     });

@@ -290,16 +290,18 @@ impl Builder {
     #[track_caller]
     fn track<F>(self, future: F) -> Result<Tracked<F>, F> {
         let site = std::panic::Location::caller();
-        let cohort = if self.name.is_none() && !self.background {
-            ownership::with_current(|owner| Cohort::for_spawn(owner, site)).flatten()
-        } else {
-            None
-        };
-        if let Some(cohort) = cohort {
-            return Ok(Tracked::unyielded(future, cohort));
-        }
-        match self.register(TaskKind::Async) {
-            Some(registration) => Ok(Tracked::new(future, registration)),
+        let Builder { name, background } = self;
+        let lazy = name.is_none() && !background;
+        let task = ownership::with_current(move |owner| {
+            if let Some(cohort) = lazy.then(|| Cohort::for_spawn(owner, site)).flatten() {
+                return Ok(cohort);
+            }
+            let record = TaskRecord::new(owner, site, name, TaskKind::Async, background);
+            Err(Registration::new(record))
+        });
+        match task {
+            Some(Ok(cohort)) => Ok(Tracked::unyielded(future, cohort)),
+            Some(Err(registration)) => Ok(Tracked::new(future, registration)),
             None => Err(future),
         }
     }
