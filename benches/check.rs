@@ -1,6 +1,7 @@
 //! The check itself: what a clean test pays, whether that grows with tasks owned by other
-//! checks, how long a leaking test's verdict takes, and how long the report for 10,000
-//! stragglers over 100 sites takes to build.
+//! checks, how long a leaking test's verdict takes, how long the report for 10,000 stragglers
+//! over 100 sites takes to build, and what the clock that task records read on every `Pending`
+//! costs against `Instant::now`.
 //!
 //! `cargo bench --bench check` prints criterion's estimates, then the headline numbers.
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 use criterion::Criterion;
 
 mod common;
-use leak_check::__private::bench::Stragglers;
+use leak_check::__private::bench::{self, Stragglers};
 use leak_check::__private::{check_async, Options};
 
 const GROUP: &str = "check";
@@ -99,6 +100,9 @@ fn main() {
     });
     drop(stragglers);
 
+    group.bench_function("clock_instant_now", |b| b.iter(std::time::Instant::now));
+    group.bench_function("clock_of_task_records", |b| b.iter(bench::record_clock));
+
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(3));
@@ -139,6 +143,13 @@ fn main() {
         println!(
             "  report for 10,000 stragglers, 100 sites   {:>9.2} ms",
             report / 1e6
+        );
+    }
+    if let (Some(std_clock), Some(record_clock)) =
+        (get("clock_instant_now"), get("clock_of_task_records"))
+    {
+        println!(
+            "  a task record's clock read, per Pending    {record_clock:>9.1} ns (Instant::now: {std_clock:.1} ns)"
         );
     }
     if let Some(verdict) = get("leaking_verdict_grace_100ms") {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::{Handle, RuntimeMetrics};
 
 use crate::allow::AllowList;
+use crate::clock;
 use crate::cohort::Cohort;
 use crate::ownership::Owner;
 use crate::registry::CheckCore;
@@ -145,7 +146,7 @@ impl Check {
         });
         let any_late = !late.is_empty() || !late_unyielded.is_empty();
         if let (Some(report), true) = (&mut report, any_late) {
-            let now = Instant::now();
+            let now = clock::now();
             report
                 .stragglers
                 .extend(unyielded_stragglers(&late_unyielded));
@@ -189,7 +190,7 @@ impl Check {
         }
         // A task that has not yielded may not have had a thread yet: give it the extra time.
         let starved = || {
-            let now = Instant::now();
+            let now = clock::now();
             !self.reportable_unyielded().is_empty()
                 || self
                     .reportable()
@@ -313,6 +314,7 @@ impl Check {
     /// The report, and every task its snapshot saw.
     fn report_and_seen(&self, kind: ReportKind, since: Instant) -> (LeakReport, Seen) {
         let now = Instant::now();
+        let stamp = clock::now();
         // Cohorts first: see `CheckCore::unyielded`.
         let (allowed_unyielded, unyielded): (Vec<_>, Vec<_>) = self
             .core
@@ -337,7 +339,7 @@ impl Check {
         stragglers.extend(
             all.iter()
                 .filter(|record| !record.background && !self.is_allowed(record))
-                .map(|record| Straggler::describe(record, now)),
+                .map(|record| Straggler::describe(record, stamp)),
         );
         drop(all);
         // A task that has not yielded counts as finished a moment before its cohort lets go of

@@ -42,6 +42,7 @@
 
 mod allow;
 mod check;
+mod clock;
 mod cohort;
 mod config;
 mod dump;

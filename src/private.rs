@@ -385,6 +385,11 @@ pub mod bench {
     use crate::report::ReportKind;
     use crate::task::{TaskKind, TaskRecord};
 
+    /// Reads the clock task records read on every poll that returns `Pending`.
+    pub fn record_clock() -> u64 {
+        crate::clock::now()
+    }
+
     /// A check with `tasks` stragglers spread evenly over `sites`, as if the grace period had
     /// just run out.
     pub struct Stragglers {

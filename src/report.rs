@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt::{self, Display, Formatter};
 use std::panic::Location;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::cohort::Cohort;
 use crate::task::{Parent, TaskKind, TaskRecord, TaskState};
@@ -30,7 +30,8 @@ pub(crate) struct Straggler {
 
 impl Straggler {
     /// Describes a record held once by the caller (in a snapshot).
-    pub(crate) fn describe(record: &Arc<TaskRecord>, now: Instant) -> Straggler {
+    /// `now` is a reading of [`clock::now`](crate::clock::now).
+    pub(crate) fn describe(record: &Arc<TaskRecord>, now: u64) -> Straggler {
         let activity = record.activity(now, 1);
         Straggler {
             site: record.origin.site,

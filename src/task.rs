@@ -9,11 +9,11 @@ use std::panic::Location;
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Wake, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use once_cell::sync::Lazy;
 use tokio::task::AbortHandle;
 
+use crate::clock;
 use crate::cohort::Cohort;
 use crate::ownership::Owner;
 use crate::registry::CheckCore;
@@ -21,20 +21,6 @@ use crate::registry::CheckCore;
 /// Chains longer than this are cut, so a task that re-spawns itself forever does not keep an
 /// ever-growing list of ancestors alive.
 const MAX_CHAIN_DEPTH: u32 = 16;
-
-/// A fixed point that lets a timestamp fit in one `AtomicU64`.
-static EPOCH: Lazy<Instant> = Lazy::new(Instant::now);
-
-/// Never 0, which stands for "never".
-pub(crate) fn nanos_since_epoch(at: Instant) -> u64 {
-    u64::try_from(at.saturating_duration_since(*EPOCH).as_nanos())
-        .unwrap_or(u64::MAX)
-        .max(1)
-}
-
-fn instant_from_nanos(nanos: u64) -> Instant {
-    *EPOCH + Duration::from_nanos(nanos)
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TaskKind {
@@ -281,8 +267,7 @@ impl TaskRecord {
 
     /// For blocking tasks, whose age counts from the start of their closure.
     pub(crate) fn closure_started(&self) {
-        self.started_nanos
-            .store(nanos_since_epoch(Instant::now()), Ordering::Relaxed);
+        self.started_nanos.store(clock::now(), Ordering::Relaxed);
     }
 
     pub(crate) fn mark_done(&self) {
@@ -323,7 +308,7 @@ impl TaskRecord {
     /// The end of a poll, when the task's waker is not ours to keep (a plain task).
     pub(crate) fn poll_returned(&self, pending: bool) {
         if pending {
-            let now = nanos_since_epoch(Instant::now());
+            let now = clock::now();
             self.last_pending_nanos.store(now, Ordering::Relaxed);
             if self.started_nanos.load(Ordering::Relaxed) == 0 {
                 self.started_nanos.store(now, Ordering::Relaxed);
@@ -340,26 +325,24 @@ impl TaskRecord {
     }
 
     /// Waiting for a thread rather than stuck: a blocking closure not started yet, or a task
-    /// woken (or never polled) whose last poll ended more than `patience` ago.
-    pub(crate) fn starved(&self, now: Instant, patience: Duration) -> bool {
+    /// woken (or never polled) whose last poll ended more than `patience` ago, or may have by the
+    /// clock's resolution. `now` is a reading of [`clock::now`].
+    pub(crate) fn starved(&self, now: u64, patience: Duration) -> bool {
         if self.kind == TaskKind::Blocking {
             return !self.closure_running();
         }
         let last_poll = self.last_pending_nanos.load(Ordering::Relaxed);
         self.woken.load(Ordering::SeqCst)
             && !self.in_poll.load(Ordering::Acquire)
-            && (last_poll == 0
-                || now.saturating_duration_since(instant_from_nanos(last_poll)) > patience)
+            && (last_poll == 0 || clock::since(now, last_poll) + clock::resolution() > patience)
     }
 
-    /// What the task is doing. `held_by_caller` is how many references to the record the
-    /// caller holds besides the task's own.
-    pub(crate) fn activity(self: &Arc<Self>, now: Instant, held_by_caller: usize) -> Activity {
+    /// What the task is doing. `now` is a reading of [`clock::now`]; `held_by_caller` is how
+    /// many references to the record the caller holds besides the task's own.
+    pub(crate) fn activity(self: &Arc<Self>, now: u64, held_by_caller: usize) -> Activity {
         let polls = self.polls.load(Ordering::Relaxed);
         let polls_during_grace = polls.wrapping_sub(self.polls_at_mark.load(Ordering::Relaxed));
-        let since = |nanos: u64| {
-            (nanos != 0).then(|| now.saturating_duration_since(instant_from_nanos(nanos)))
-        };
+        let since = |nanos: u64| (nanos != 0).then(|| clock::since(now, nanos));
         let in_poll = self.in_poll.load(Ordering::Acquire);
         // A poll still running is not evidence of a loop: count the ones that returned.
         let completed_during_grace = polls_during_grace.saturating_sub(u32::from(in_poll));
