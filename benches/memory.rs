@@ -1,4 +1,5 @@
-//! Memory: bytes per tracked task beyond tokio's own, and the heap after 1,000,000 tasks have
+//! Memory: bytes per tracked task beyond tokio's own (before it yields, and once it has a record
+//! after yielding), and the heap after 1,000,000 tasks have
 //! been spawned and finished through the wrapper, against before. Counted by dhat's allocator
 //! (a well-kept heap profiler, so this crate needs no allocator code of its own).
 //!
@@ -48,9 +49,12 @@ impl Future for PendingTask {
     }
 }
 
-async fn bytes_per_pending_task(spawn: fn() -> tokio::task::JoinHandle<()>) -> f64 {
+/// Heap bytes per task: spawned and not polled yet, and pending after its polls.
+async fn bytes_per_task(spawn: fn() -> tokio::task::JoinHandle<()>) -> (f64, f64) {
     let before = heap_bytes();
     let handles: Vec<_> = (0..TASKS).map(|_| spawn()).collect();
+    let handles_bytes = (handles.capacity() * std::mem::size_of_val(&handles[0])) as i64;
+    let spawned = heap_bytes() - handles_bytes;
     // Let every task run until it is idle: a tracked task gets its record when it first yields,
     // and is then polled once more (with the record as its waker). The runtime runs a few dozen
     // tasks per yield of this one; a yield with no poll means the queue is empty.
@@ -62,14 +66,15 @@ async fn bytes_per_pending_task(spawn: fn() -> tokio::task::JoinHandle<()>) -> f
         }
     }
     POLLS.store(0, Ordering::Relaxed);
-    let during = heap_bytes() - (handles.capacity() * std::mem::size_of_val(&handles[0])) as i64;
+    let pending = heap_bytes() - handles_bytes;
     for handle in &handles {
         handle.abort();
     }
     for handle in handles {
         let _ = handle.await;
     }
-    (during - before) as f64 / TASKS as f64
+    let per_task = |bytes: i64| (bytes - before) as f64 / TASKS as f64;
+    (per_task(spawned), per_task(pending))
 }
 
 fn main() {
@@ -79,10 +84,12 @@ fn main() {
         .build()
         .unwrap();
 
-    let tokio_bytes = runtime.block_on(bytes_per_pending_task(|| tokio::spawn(PendingTask)));
-    let tracked_bytes = runtime.block_on(check_async(Options::new("bench", "memory"), async {
-        bytes_per_pending_task(|| leak_check::spawn(PendingTask)).await
-    }));
+    let (tokio_spawned, tokio_bytes) =
+        runtime.block_on(bytes_per_task(|| tokio::spawn(PendingTask)));
+    let (tracked_spawned, tracked_bytes) = runtime
+        .block_on(check_async(Options::new("bench", "memory"), async {
+            bytes_per_task(|| leak_check::spawn(PendingTask)).await
+        }));
 
     // Warm up the runtime and allocator, then spawn and finish a million tasks in one check.
     runtime.block_on(check_async(Options::new("bench", "warm"), async {
@@ -105,12 +112,20 @@ fn main() {
     let (heap_after, rss_after) = (heap_bytes(), rss_kib());
 
     println!("memory:");
+    println!("  heap per task not polled yet, tokio::spawn     {tokio_spawned:>8.1} bytes");
+    println!(
+        "  heap per task not polled yet, leak_check::spawn {tracked_spawned:>8.1} bytes (in a check)"
+    );
+    println!(
+        "  beyond tokio's own                              {:>8.1} bytes per task that has not yielded",
+        tracked_spawned - tokio_spawned
+    );
     println!("  heap per pending task, tokio::spawn            {tokio_bytes:>8.1} bytes");
     println!(
         "  heap per pending task, leak_check::spawn        {tracked_bytes:>8.1} bytes (in a check)"
     );
     println!(
-        "  beyond tokio's own                              {:>8.1} bytes per tracked task",
+        "  beyond tokio's own                              {:>8.1} bytes per task with a record",
         tracked_bytes - tokio_bytes
     );
     println!(
