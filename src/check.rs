@@ -105,7 +105,7 @@ impl Check {
 
     /// The cohorts of tasks that have not yielded, with how many, that are not allowed.
     fn reportable_unyielded(&self) -> Vec<(Arc<Cohort>, usize)> {
-        let mut cohorts = self.core.unyielded();
+        let mut cohorts = self.core.unyielded_cohorts();
         cohorts.retain(|(cohort, _)| !self.allow.allows(cohort.site, None));
         cohorts
     }
@@ -126,27 +126,19 @@ impl Check {
             None => (None, Seen::default()),
         };
         self.stop_all(false).await;
-        // Stopping drops futures, whose Drop impls may spawn: those are stragglers too.
-        // A task the report saw in its cohort may have yielded since: then it is in the records
-        // now, and is not late either.
-        let mut unyielded_seen = seen.unyielded.clone();
-        let late_unyielded: Vec<(Arc<Cohort>, usize)> = self
-            .reportable_unyielded()
-            .into_iter()
-            .filter_map(|(cohort, alive)| {
-                let address = Arc::as_ptr(&cohort) as usize;
-                let late = alive - take_seen(&mut unyielded_seen, address, alive);
-                (late > 0).then_some((cohort, late))
-            })
-            .collect();
+        // Stopping drops futures, whose Drop impls may spawn: those are stragglers too. Tasks
+        // spawned since the report are in cohorts of a later stop epoch, or have records not
+        // seen by the report and not from the cohorts it saw.
+        let mut late_unyielded = self.reportable_unyielded();
+        late_unyielded.retain(|(cohort, _)| cohort.epoch > seen.epoch);
         let mut late = self.reportable();
         late.retain(|record| {
             !seen.records.contains(&Arc::as_ptr(record))
-                && take_seen(&mut unyielded_seen, record.cohort(), 1) == 0
+                && record.cohort_epoch().is_none_or(|epoch| epoch > seen.epoch)
         });
         let any_late = !late.is_empty() || !late_unyielded.is_empty();
         if let (Some(report), true) = (&mut report, any_late) {
-            let now = clock::now();
+            let now = clock::precise_now();
             report
                 .stragglers
                 .extend(unyielded_stragglers(&late_unyielded));
@@ -165,7 +157,7 @@ impl Check {
 
     /// Stops every live task of one kind: the test's own, or its background work.
     async fn stop_all(&self, background: bool) {
-        let unyielded = !background && !self.core.unyielded().is_empty();
+        let unyielded = !background && self.core.has_unyielded();
         if !background {
             self.core.stop_unyielded();
         }
@@ -190,7 +182,7 @@ impl Check {
         }
         // A task that has not yielded may not have had a thread yet: give it the extra time.
         let starved = || {
-            let now = clock::now();
+            let now = clock::precise_now();
             !self.reportable_unyielded().is_empty()
                 || self
                     .reportable()
@@ -314,21 +306,18 @@ impl Check {
     /// The report, and every task its snapshot saw.
     fn report_and_seen(&self, kind: ReportKind, since: Instant) -> (LeakReport, Seen) {
         let now = Instant::now();
-        let stamp = clock::now();
-        // Cohorts first: see `CheckCore::unyielded`.
+        let stamp = clock::precise_now();
+        let epoch = self.core.stop_epoch();
+        // Cohorts first: see `CheckCore::unyielded_cohorts`.
         let (allowed_unyielded, unyielded): (Vec<_>, Vec<_>) = self
             .core
-            .unyielded()
+            .unyielded_cohorts()
             .into_iter()
             .partition(|(cohort, _)| self.allow.allows(cohort.site, None));
         let all = self.core.snapshot();
         let seen = Seen {
             records: all.iter().map(Arc::as_ptr).collect(),
-            unyielded: unyielded
-                .iter()
-                .chain(&allowed_unyielded)
-                .map(|(cohort, alive)| (Arc::as_ptr(cohort) as usize, *alive))
-                .collect(),
+            epoch,
         };
         let allowed = all
             .iter()
@@ -373,20 +362,9 @@ impl Check {
 #[derive(Default)]
 struct Seen {
     records: Vec<*const TaskRecord>,
-    /// Each cohort seen (by address), with how many of its tasks were alive.
-    unyielded: Vec<(usize, usize)>,
-}
-
-/// Accounts for up to `alive` tasks of the cohort at `address` with those the report saw;
-/// returns how many it accounted for.
-fn take_seen(seen: &mut [(usize, usize)], address: usize, alive: usize) -> usize {
-    seen.iter_mut()
-        .find(|(cohort, _)| *cohort == address)
-        .map_or(0, |(_, count)| {
-            let taken = alive.min(*count);
-            *count -= taken;
-            taken
-        })
+    /// The check's stop epoch at the report: tasks of cohorts of this epoch or earlier were
+    /// there to be seen.
+    epoch: u32,
 }
 
 /// One straggler per task of each cohort.

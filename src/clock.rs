@@ -7,7 +7,6 @@
 //! given to starved tasks (10 ms) is measured against it with that in mind. Elsewhere it is
 //! `Instant`.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Nanoseconds on this clock; never 0, which records use for "never".
@@ -20,35 +19,35 @@ pub(crate) fn since(now: u64, then: u64) -> Duration {
     Duration::from_nanos(now.saturating_sub(then))
 }
 
-/// How far [`since`] may fall short of the real time between two readings.
-pub(crate) fn resolution() -> Duration {
-    static RESOLUTION: OnceLock<Duration> = OnceLock::new();
-    *RESOLUTION.get_or_init(read_resolution)
+/// A precise reading on the same clock, for the check's own rare readings: a coarse reading is
+/// never later than a precise one taken after it, so [`since`] between a record's stamp and this
+/// never falls short of the real time. (The coarse clock may lag by more than a tick when the
+/// machine is loaded: starved tasks must not look fresher than they are.)
+pub(crate) fn precise_now() -> u64 {
+    read_precise().max(1)
 }
 
 #[cfg(all(target_os = "linux", feature = "tracking"))]
 fn read() -> u64 {
-    use rustix::time::{clock_gettime, ClockId};
-    let at = clock_gettime(ClockId::MonotonicCoarse);
+    nanos(rustix::time::ClockId::MonotonicCoarse)
+}
+
+#[cfg(all(target_os = "linux", feature = "tracking"))]
+fn read_precise() -> u64 {
+    nanos(rustix::time::ClockId::Monotonic)
+}
+
+#[cfg(all(target_os = "linux", feature = "tracking"))]
+fn nanos(clock: rustix::time::ClockId) -> u64 {
+    let at = rustix::time::clock_gettime(clock);
     let secs = u64::try_from(at.tv_sec).unwrap_or(0);
     let nanos = u64::try_from(at.tv_nsec).unwrap_or(0);
     secs.saturating_mul(1_000_000_000).saturating_add(nanos)
 }
 
-#[cfg(all(target_os = "linux", feature = "tracking"))]
-fn read_resolution() -> Duration {
-    let tick = rustix::time::clock_getres(rustix::time::ClockId::MonotonicCoarse);
-    let nanos = u64::try_from(tick.tv_nsec).unwrap_or(0);
-    // A kernel tick is at most 10 ms (HZ=100); assume the worst if the answer is odd.
-    if nanos == 0 || tick.tv_sec != 0 {
-        return Duration::from_millis(10);
-    }
-    Duration::from_nanos(nanos)
-}
-
 #[cfg(not(all(target_os = "linux", feature = "tracking")))]
-fn read_resolution() -> Duration {
-    Duration::ZERO
+fn read_precise() -> u64 {
+    read()
 }
 
 #[cfg(not(all(target_os = "linux", feature = "tracking")))]
@@ -69,10 +68,11 @@ mod tests {
         let first = super::now();
         assert_ne!(first, 0);
         std::thread::sleep(Duration::from_millis(30));
+        // A precise reading after a coarse one is never behind it.
+        let elapsed = super::since(super::precise_now(), first);
+        assert!(elapsed >= Duration::from_millis(30), "{elapsed:?}");
         let later = super::now();
-        // Coarse by up to a kernel tick (at most 10 ms) at each end.
-        let elapsed = super::since(later, first);
-        assert!(elapsed >= Duration::from_millis(10), "{elapsed:?}");
+        assert!(later >= first);
         assert_eq!(super::since(first, later), Duration::ZERO);
     }
 }

@@ -1,12 +1,13 @@
-//! Cohorts: the tasks of one check spawned at one site, by one parent, from one thread, that
-//! have not yielded yet.
+//! Cohorts: the tasks of one check spawned at one site, by one parent, from one thread, in one
+//! stop epoch of the check, that have not yielded yet.
 //!
 //! Most tasks finish in their first poll. Such a task is counted by its check and holds a
 //! reference to its cohort, and gets a record of its own only if it yields (see `Tracked`), so
 //! the spawn path allocates nothing per task. The cohort knows everything the report needs about
-//! its tasks but their state; how many are alive is the cohort's reference count, less the one
-//! its check holds. Cohorts are per thread so that spawning touches only the spawning thread's
-//! cache lines.
+//! its tasks but their state. How many are alive is the cohort's reference count, less the one
+//! its check holds: nothing else holds a strong reference for longer than a call (the thread
+//! caches below hold weak ones). Cohorts are per thread so that spawning touches the spawning
+//! thread's cohort, not one every thread shares.
 
 use std::cell::RefCell;
 use std::panic::Location;
@@ -14,27 +15,35 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use crate::ownership::Owner;
 use crate::registry::{thread_hint, CheckCore};
-use crate::task::{Origin, Parent, ParentRef};
+use crate::task::{Origin, Parent, ParentRef, TaskRecord};
 
 pub(crate) struct Cohort {
     pub(crate) check: Arc<CheckCore>,
     pub(crate) site: &'static Location<'static>,
     pub(crate) parent: Parent,
     pub(crate) depth: u32,
+    /// The check's stop epoch when the cohort was made: its tasks are dropped unpolled once the
+    /// check has stopped its tasks since, and a report can tell tasks spawned after it.
+    pub(crate) epoch: u32,
+    /// The recorded task whose children these are, if that is what spawned them: once it is
+    /// done, nothing can spawn into the cohort any more, and the check can let it go when empty.
+    spawner: Option<Weak<TaskRecord>>,
     /// Made when one of its tasks first spawns a child, which links to it. Every task of a
     /// cohort has the same origin, so they share it.
     origin_for_children: OnceLock<Arc<Origin>>,
 }
 
 /// What tells cohorts of one check apart: the spawn site, the parent (the check itself for the
-/// body, else the parent's origin) and the thread. The check or origin it points to is kept
-/// alive by the cohort, so an address cannot be reused for another while the cohort lives.
+/// body, else the parent's origin), the thread and the stop epoch. The check or origin it points
+/// to is kept alive by the cohort, so an address cannot be reused for another while the cohort
+/// lives.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct CohortKey {
     site: usize,
     parent: usize,
     cut: bool,
     thread: usize,
+    epoch: u32,
 }
 
 /// How many cohorts each thread remembers, most recently made or found first.
@@ -49,7 +58,8 @@ thread_local! {
 
 impl Cohort {
     /// The cohort of a task spawned at `site` by `owner`, or `None` when the task needs a record
-    /// from the start: background work (stopped by its record), or a check that has ended.
+    /// from the start: background work (stopped by its record), or, for a cohort this thread has
+    /// not cached, a check that has ended.
     pub(crate) fn for_spawn(owner: &Owner, site: &'static Location<'static>) -> Option<Arc<Self>> {
         let lineage = owner.lineage();
         if lineage.background {
@@ -65,6 +75,7 @@ impl Cohort {
             parent,
             cut,
             thread: thread_hint(),
+            epoch: lineage.check.stop_epoch(),
         };
         if let Some(cohort) = cached(&key) {
             return Some(cohort);
@@ -74,6 +85,8 @@ impl Cohort {
             site,
             parent: lineage.parent.to_parent(),
             depth: lineage.depth,
+            epoch: key.epoch,
+            spawner: lineage.spawner.map(Arc::downgrade),
             origin_for_children: OnceLock::new(),
         })?;
         remember(key, &cohort);
@@ -90,10 +103,22 @@ impl Cohort {
             .get_or_init(|| Arc::new(self.origin()))
     }
 
-    /// How many of its tasks are alive and have not yielded, given that the caller holds no
-    /// reference of its own (its check's map holds one).
-    pub(crate) fn unyielded(self: &Arc<Self>) -> usize {
+    /// How many of its tasks are alive and have not yielded, read by its check, whose map holds
+    /// the one other reference.
+    pub(crate) fn alive(self: &Arc<Self>) -> usize {
         Arc::strong_count(self).saturating_sub(1)
+    }
+
+    /// Empty, and nothing can spawn into it any more: its spawner is done. (A cohort of the body
+    /// or of tasks that have not yielded may get tasks again at any time, from a thread that
+    /// holds it in its cache; there are only as many of those as spawn sites, threads and
+    /// depths.)
+    pub(crate) fn is_spent(self: &Arc<Self>) -> bool {
+        self.alive() == 0
+            && self
+                .spawner
+                .as_ref()
+                .is_some_and(|spawner| spawner.upgrade().is_none_or(|record| record.is_done()))
     }
 }
 
@@ -128,4 +153,46 @@ fn remember(key: CohortKey, cohort: &Arc<Cohort>) {
         cache.rotate_right(1);
         cache[0] = Some((key, Arc::downgrade(cohort)));
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::Location;
+    use std::sync::Arc;
+
+    use super::Cohort;
+    use crate::ownership::{Owner, Registration};
+    use crate::registry::CheckCore;
+    use crate::task::{TaskKind, TaskRecord};
+
+    /// Each recorded parent that spawns has cohorts of its own: once it is done and they are
+    /// empty, the check lets them go, so a long test does not keep one per parent.
+    #[test]
+    fn cohorts_of_parents_that_are_done_are_let_go() {
+        let check = Arc::new(CheckCore::new());
+        let body = Owner::Body(check.clone());
+        let site = Location::caller();
+        let mut live_parents = Vec::new();
+        for i in 0..1000 {
+            let parent =
+                Registration::new(TaskRecord::new(&body, site, None, TaskKind::Async, false));
+            let owner = Owner::Task(parent.record.clone());
+            let child = Cohort::for_spawn(&owner, site).expect("a cohort");
+            if i % 100 == 0 {
+                // A parent still running, whose cohort has a live task: kept.
+                live_parents.push((parent, child));
+            }
+        }
+        assert!(
+            check.cohorts_kept() < 200,
+            "{} cohorts kept",
+            check.cohorts_kept()
+        );
+        for (_, child) in &live_parents {
+            assert_eq!(child.alive(), 1);
+        }
+        assert!(check.cohorts_kept() >= live_parents.len());
+        drop(live_parents);
+        check.close_cohorts();
+    }
 }

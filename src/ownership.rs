@@ -29,17 +29,20 @@ impl Owner {
             Owner::Body(check) => Lineage {
                 check,
                 parent: ParentRef::Body,
+                spawner: None,
                 depth: 1,
                 background: false,
             },
             Owner::Task(record) => Lineage::child_of(
                 &record.check,
+                Some(record),
                 record.depth(),
                 || record.origin_for_children(),
                 record.background,
             ),
             Owner::Unyielded(cohort) => Lineage::child_of(
                 &cohort.check,
+                None,
                 cohort.depth,
                 || cohort.origin_for_children(),
                 false,
@@ -178,20 +181,18 @@ pin_project_lite::pin_project! {
     impl<F> PinnedDrop for Tracked<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            drop_as_owner(this.inner, this.task);
-            this.task.finish();
+            // Counted as finished even if the future's Drop panics.
+            let finish = Finish(this.task);
+            drop_as_owner(this.inner, finish.0);
         }
     }
 }
 
 /// What leak-check holds for one tracked task.
 enum TaskSlot {
-    /// Not yielded yet. `epoch` is its check's stop epoch when it was spawned: if the check
-    /// stops its tasks before this one is first polled, the epoch has moved on.
-    Unyielded {
-        cohort: Arc<Cohort>,
-        epoch: u32,
-    },
+    /// Not yielded yet. If its check stops its tasks before it is first polled (the check's
+    /// stop epoch has moved on from its cohort's), it is dropped unpolled.
+    InCohort(Arc<Cohort>),
     /// The cohort is lent to the thread as its owner, during a poll or the future's drop.
     Lent,
     Recorded {
@@ -204,7 +205,7 @@ enum TaskSlot {
 impl TaskSlot {
     fn abort_requested(&self) -> bool {
         match self {
-            TaskSlot::Unyielded { cohort, epoch } => cohort.check.stop_epoch() != *epoch,
+            TaskSlot::InCohort(cohort) => cohort.check.stop_epoch() != cohort.epoch,
             TaskSlot::Recorded { registration, .. } => registration.record.abort_requested(),
             TaskSlot::Lent | TaskSlot::Finished => false,
         }
@@ -213,10 +214,15 @@ impl TaskSlot {
     /// The task has yielded for the first time: it gets a record of its own, kept before the
     /// cohort lets go of it so that the check never misses it.
     fn record(&mut self, task_waker: &Waker) {
-        let TaskSlot::Unyielded { cohort, .. } = self else {
+        let TaskSlot::InCohort(cohort) = self else {
             return;
         };
         let registration = Registration::adopt(TaskRecord::yielded(cohort));
+        // Read after the record is kept: a check that stops its tasks moves the epoch on and then
+        // looks for records, so either it aborts this one or this one sees the new epoch.
+        if cohort.check.stop_epoch() != cohort.epoch {
+            registration.record.abort();
+        }
         let waker = Waker::from(registration.record.clone());
         // A new record starts woken, so this wakes the task at once: its next poll then hands
         // the future the record as its waker, and the check can see who holds it.
@@ -229,20 +235,37 @@ impl TaskSlot {
 
     /// Counts the task as finished (a recorded task: when its registration drops).
     fn finish(&mut self) {
-        if let TaskSlot::Unyielded { cohort, .. } = std::mem::replace(self, TaskSlot::Finished) {
-            cohort.check.finish_unrecorded();
+        let TaskSlot::InCohort(cohort) = std::mem::replace(self, TaskSlot::Finished) else {
+            return;
+        };
+        cohort.check.count_finish_in_cohort();
+        if cohort.check.is_waited_for() {
+            // The waiting check reads the cohorts as well as the counts: let go of the cohort
+            // first, so that what it reads when woken agrees.
+            let check = cohort.check.clone();
+            drop(cohort);
+            check.wake_waiter();
         }
+    }
+}
+
+/// Finishes the task when dropped, even by a panic.
+struct Finish<'a>(&'a mut TaskSlot);
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        self.0.finish();
     }
 }
 
 /// Runs `f` with the task as the current owner.
 fn as_owner<R>(slot: &mut TaskSlot, f: impl FnOnce() -> R) -> R {
     match std::mem::replace(slot, TaskSlot::Lent) {
-        TaskSlot::Unyielded { cohort, epoch } => {
+        TaskSlot::InCohort(cohort) => {
             let _lent = Lent {
+                lent: Arc::as_ptr(&cohort),
                 entered: enter(Owner::Unyielded(cohort)),
                 slot,
-                epoch,
             };
             f()
         }
@@ -264,21 +287,19 @@ fn as_owner<R>(slot: &mut TaskSlot, f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// Gives an unyielded task's cohort back to the task when its poll or drop ends, even by a
-/// panic, so that the task is still counted as finished when it is dropped.
+/// Gives a task's cohort back to the task when its poll or drop ends, even by a panic, so that
+/// the task is still counted as finished when it is dropped.
 struct Lent<'a> {
+    lent: *const Cohort,
     entered: Entered,
     slot: &'a mut TaskSlot,
-    epoch: u32,
 }
 
 impl Drop for Lent<'_> {
     fn drop(&mut self) {
         if let Some(Owner::Unyielded(cohort)) = self.entered.leave() {
-            *self.slot = TaskSlot::Unyielded {
-                cohort,
-                epoch: self.epoch,
-            };
+            debug_assert!(std::ptr::eq(Arc::as_ptr(&cohort), self.lent));
+            *self.slot = TaskSlot::InCohort(cohort);
         }
     }
 }
@@ -316,12 +337,11 @@ impl<F> Tracked<F> {
     }
 
     /// A task of `cohort`, counted here, before it can run.
-    pub(crate) fn unyielded(inner: F, cohort: Arc<Cohort>) -> Self {
-        cohort.check.count_spawn();
-        let epoch = cohort.check.stop_epoch();
+    pub(crate) fn in_cohort(inner: F, cohort: Arc<Cohort>) -> Self {
+        cohort.check.count_spawn_in_cohort();
         Tracked {
             inner: Some(inner),
-            task: TaskSlot::Unyielded { cohort, epoch },
+            task: TaskSlot::InCohort(cohort),
         }
     }
 }
@@ -333,8 +353,8 @@ impl<F: Future> Future for Tracked<F> {
         let mut this = self.project();
         if this.task.abort_requested() {
             // Drop the user's future here and now, then count the task as finished.
-            drop_as_owner(this.inner.as_mut(), this.task);
-            this.task.finish();
+            let finish = Finish(this.task);
+            drop_as_owner(this.inner.as_mut(), finish.0);
             return Poll::Pending;
         }
         match this.task {
@@ -351,7 +371,7 @@ impl<F: Future> Future for Tracked<F> {
                 record.poll_ended(result.is_pending(), cx.waker());
                 result
             }
-            TaskSlot::Unyielded { .. } => {
+            TaskSlot::InCohort(_) => {
                 let result = as_owner(this.task, || poll_inner(this.inner.as_mut(), cx.waker()));
                 if result.is_ready() {
                     this.task.finish();

@@ -6,7 +6,7 @@
 //! spawns, amortized. Nothing here is shared between checks.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Waker;
 
@@ -64,10 +64,21 @@ pub(crate) struct CheckCore {
 
 /// The check's cohorts of tasks that have not yielded. Each holds the check, so the check
 /// holds them only until it ends (`close_cohorts`); after that, spawns get records.
-#[derive(Default)]
 struct Cohorts {
     by_key: HashMap<CohortKey, Arc<Cohort>>,
+    /// Spent cohorts (see `Cohort::is_spent`) are let go when the map reaches this size.
+    prune_at: usize,
     closed: bool,
+}
+
+impl Default for Cohorts {
+    fn default() -> Self {
+        Cohorts {
+            by_key: HashMap::new(),
+            prune_at: MIN_SWEEP_AT,
+            closed: false,
+        }
+    }
 }
 
 impl CheckCore {
@@ -108,8 +119,8 @@ impl CheckCore {
         spawned.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Counts a task that has no record (yet). Called before the task can run.
-    pub(crate) fn count_spawn(&self) {
+    /// Counts a task of a cohort (one without a record). Called before the task can run.
+    pub(crate) fn count_spawn_in_cohort(&self) {
         self.my_shard().spawned.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -129,9 +140,10 @@ impl CheckCore {
         self.count_finish(record.background);
     }
 
-    /// Called once the future of a task that never yielded is gone.
-    pub(crate) fn finish_unrecorded(&self) {
-        self.count_finish(false);
+    /// Called once the future of a task of a cohort is gone. Whoever waits is not woken here:
+    /// see [`CheckCore::is_waited_for`].
+    pub(crate) fn count_finish_in_cohort(&self) {
+        self.my_shard().finished.fetch_add(1, Ordering::SeqCst);
     }
 
     fn count_finish(&self, background: bool) {
@@ -142,15 +154,30 @@ impl CheckCore {
             &shard.finished
         };
         finished.fetch_add(1, Ordering::SeqCst);
-        if self.waiter.armed.load(Ordering::SeqCst) {
-            let left = if background {
-                self.live_background()
-            } else {
-                self.live()
-            };
-            if left <= self.waiter.target.load(Ordering::SeqCst) {
-                self.waiter.wake();
-            }
+        if self.is_waited_for() {
+            self.wake_waiter_for(background);
+        }
+    }
+
+    /// Whether the check waits for its tasks: a finishing task then calls
+    /// [`CheckCore::wake_waiter`].
+    pub(crate) fn is_waited_for(&self) -> bool {
+        self.waiter.armed.load(Ordering::SeqCst)
+    }
+
+    /// Wakes the waiting check if few enough of its tasks are left.
+    pub(crate) fn wake_waiter(&self) {
+        self.wake_waiter_for(false);
+    }
+
+    fn wake_waiter_for(&self, background: bool) {
+        let left = if background {
+            self.live_background()
+        } else {
+            self.live()
+        };
+        if left <= self.waiter.target.load(Ordering::SeqCst) {
+            self.waiter.wake();
         }
     }
 
@@ -164,6 +191,10 @@ impl CheckCore {
         if cohorts.closed {
             return None;
         }
+        if cohorts.by_key.len() >= cohorts.prune_at {
+            cohorts.by_key.retain(|_, cohort| !cohort.is_spent());
+            cohorts.prune_at = (cohorts.by_key.len() * 2).max(MIN_SWEEP_AT);
+        }
         Some(
             cohorts
                 .by_key
@@ -176,16 +207,26 @@ impl CheckCore {
     /// Each cohort with tasks that have not yielded, and how many. Read before the records
     /// (`snapshot`): a task that yields is kept as a record before its cohort lets go of it, so
     /// reading in this order may see it twice but never misses it.
-    pub(crate) fn unyielded(&self) -> Vec<(Arc<Cohort>, usize)> {
+    pub(crate) fn unyielded_cohorts(&self) -> Vec<(Arc<Cohort>, usize)> {
         let cohorts = self.cohorts.lock();
-        cohorts
+        let alive = cohorts
             .by_key
             .values()
             .filter_map(|cohort| {
-                let alive = cohort.unyielded();
+                let alive = cohort.alive();
                 (alive > 0).then(|| (cohort.clone(), alive))
             })
-            .collect()
+            .collect();
+        // A reference count is read relaxed: this orders the records kept before a cohort was
+        // let go (`Arc`'s drop releases) before the snapshot that follows.
+        fence(Ordering::Acquire);
+        alive
+    }
+
+    /// Whether any task of the check has not yielded and is alive.
+    pub(crate) fn has_unyielded(&self) -> bool {
+        let cohorts = self.cohorts.lock();
+        cohorts.by_key.values().any(|cohort| cohort.alive() > 0)
     }
 
     /// Lets go of the cohorts when the check ends (each holds the check).
@@ -302,6 +343,11 @@ mod tests {
     use crate::task::{TaskKind, TaskRecord};
 
     impl CheckCore {
+        /// Cohorts in the check's map.
+        pub(crate) fn cohorts_kept(&self) -> usize {
+            self.cohorts.lock().by_key.len()
+        }
+
         /// Entries kept in the lists, live or not yet swept.
         fn retained(&self) -> usize {
             self.shards

@@ -30,7 +30,7 @@ pub(crate) struct Straggler {
 
 impl Straggler {
     /// Describes a record held once by the caller (in a snapshot).
-    /// `now` is a reading of [`clock::now`](crate::clock::now).
+    /// `now` is a reading of [`clock::precise_now`](crate::clock::precise_now).
     pub(crate) fn describe(record: &Arc<TaskRecord>, now: u64) -> Straggler {
         let activity = record.activity(now, 1);
         Straggler {

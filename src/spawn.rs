@@ -300,7 +300,7 @@ impl Builder {
             Err(Registration::new(record))
         });
         match task {
-            Some(Ok(cohort)) => Ok(Tracked::unyielded(future, cohort)),
+            Some(Ok(cohort)) => Ok(Tracked::in_cohort(future, cohort)),
             Some(Err(registration)) => Ok(Tracked::new(future, registration)),
             None => Err(future),
         }

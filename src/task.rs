@@ -69,6 +69,8 @@ impl Origin {
 pub(crate) struct Lineage<'a> {
     pub(crate) check: &'a Arc<CheckCore>,
     pub(crate) parent: ParentRef<'a>,
+    /// The spawning task, if it has a record.
+    pub(crate) spawner: Option<&'a Arc<TaskRecord>>,
     /// The new task's depth in the chain from the test body (1 for the body's own tasks).
     pub(crate) depth: u32,
     pub(crate) background: bool,
@@ -95,6 +97,7 @@ impl<'a> Lineage<'a> {
     /// A child of a task at `depth` whose children link to `origin`.
     pub(crate) fn child_of(
         check: &'a Arc<CheckCore>,
+        spawner: Option<&'a Arc<TaskRecord>>,
         depth: u32,
         origin: impl FnOnce() -> &'a Arc<Origin>,
         background: bool,
@@ -107,6 +110,7 @@ impl<'a> Lineage<'a> {
         Lineage {
             check,
             parent,
+            spawner,
             depth,
             background,
         }
@@ -140,8 +144,8 @@ pub(crate) struct TaskRecord {
     task_waker: OnceLock<Waker>,
     /// tokio's id for the task, kept only where task dumps can use it.
     task_id: OnceLock<tokio::task::Id>,
-    /// See [`TaskRecord::cohort`].
-    cohort: usize,
+    /// See [`TaskRecord::cohort_epoch`].
+    cohort_epoch: Option<u32>,
 }
 
 /// Strong references a live, tracked task holds to its own record when it is not being polled:
@@ -176,14 +180,13 @@ impl TaskRecord {
             TaskKind::Async,
             false,
         );
-        record.cohort = std::ptr::from_ref(cohort) as usize;
+        record.cohort_epoch = Some(cohort.epoch);
         record
     }
 
-    /// The address of the cohort the task was one of before it yielded (0 if it had a record
-    /// from the start), to compare with.
-    pub(crate) fn cohort(&self) -> usize {
-        self.cohort
+    /// The stop epoch of the cohort the task was one of before it yielded, if it began in one.
+    pub(crate) fn cohort_epoch(&self) -> Option<u32> {
+        self.cohort_epoch
     }
 
     fn with_origin(
@@ -209,7 +212,7 @@ impl TaskRecord {
             last_pending_nanos: AtomicU64::new(0),
             task_waker: OnceLock::new(),
             task_id: OnceLock::new(),
-            cohort: 0,
+            cohort_epoch: None,
         }
     }
 
@@ -325,8 +328,8 @@ impl TaskRecord {
     }
 
     /// Waiting for a thread rather than stuck: a blocking closure not started yet, or a task
-    /// woken (or never polled) whose last poll ended more than `patience` ago, or may have by the
-    /// clock's resolution. `now` is a reading of [`clock::now`].
+    /// woken (or never polled) whose last poll ended more than `patience` ago. `now` is a reading
+    /// of [`clock::precise_now`], which never makes the task look fresher than it is.
     pub(crate) fn starved(&self, now: u64, patience: Duration) -> bool {
         if self.kind == TaskKind::Blocking {
             return !self.closure_running();
@@ -334,10 +337,10 @@ impl TaskRecord {
         let last_poll = self.last_pending_nanos.load(Ordering::Relaxed);
         self.woken.load(Ordering::SeqCst)
             && !self.in_poll.load(Ordering::Acquire)
-            && (last_poll == 0 || clock::since(now, last_poll) + clock::resolution() > patience)
+            && (last_poll == 0 || clock::since(now, last_poll) > patience)
     }
 
-    /// What the task is doing. `now` is a reading of [`clock::now`]; `held_by_caller` is how
+    /// What the task is doing. `now` is a reading of [`clock::precise_now`]; `held_by_caller` is how
     /// many references to the record the caller holds besides the task's own.
     pub(crate) fn activity(self: &Arc<Self>, now: u64, held_by_caller: usize) -> Activity {
         let polls = self.polls.load(Ordering::Relaxed);

@@ -123,17 +123,25 @@ async fn tasks_that_never_yield_and_finish_late_are_clean() {
 // Every way a task can end is counted as its end: with a 60 s grace period, one task counted as
 // alive for ever would hold the check for a minute (and then pass, as nothing is left to
 // report). Run by `every_end_of_a_task_is_counted`.
-#[leak_check(flavor = "multi_thread", worker_threads = 2, grace_ms = 60000)]
+// On one thread, so that the tasks aborted before their first poll are not polled first.
+#[leak_check(flavor = "current_thread", grace_ms = 60000)]
 #[ignore = "run by every_end_of_a_task_is_counted, which times it"]
 async fn tasks_ending_every_way() {
     // Finished, or panicked, in the first poll.
     leak_check::spawn(async {}).await.unwrap();
     let panicked = leak_check::spawn(async { panic!("a panic in a first poll") });
     assert!(panicked.await.unwrap_err().is_panic());
-    // Aborted before the first poll, alone or with its JoinSet.
+    // Aborted before the first poll, alone or with its JoinSet, or with a Drop impl that panics.
     let aborted = leak_check::spawn(std::future::pending::<()>());
     aborted.abort();
     assert!(aborted.await.unwrap_err().is_cancelled());
+    let guard = PanicsOnDrop;
+    let aborted = leak_check::spawn(async move {
+        let _guard = guard;
+        std::future::pending::<()>().await
+    });
+    aborted.abort();
+    assert!(aborted.await.is_err());
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..10 {
         leak_check::spawn_in(&mut set, std::future::pending::<()>());
@@ -172,4 +180,72 @@ fn every_end_of_a_task_is_counted() {
         started.elapsed() < Duration::from_secs(30),
         "the check waited out its grace period: a task's end was not counted"
     );
+}
+
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("a Drop impl that panics");
+        }
+    }
+}
+
+// A task inside its first poll when the check stops the test's tasks is stopped as soon as it
+// yields: it does not run on into later tests.
+#[leak_check(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "leaks on purpose; run by a_task_in_its_first_poll_at_the_stop_is_stopped_when_it_yields"]
+async fn leak_in_first_poll_at_the_stop() {
+    leak_check::spawn(async {
+        // Past the latest deadline (grace + 1 s): the check stops the tasks during this poll.
+        std::thread::sleep(Duration::from_millis(1500));
+        tokio::task::yield_now().await;
+        eprintln!("polled again after the check stopped the test's tasks");
+        std::future::pending::<()>().await
+    });
+}
+
+#[test]
+fn a_task_in_its_first_poll_at_the_stop_is_stopped_when_it_yields() {
+    let output = expect_failure("leak_in_first_poll_at_the_stop");
+    // A task dump (which CI takes under tokio_unstable) waits for the blocked worker, so the
+    // task yields and runs on before the check stops anything.
+    if !cfg!(tokio_unstable) {
+        assert!(
+            !output.contains("polled again after the check stopped"),
+            "{output}"
+        );
+    }
+}
+
+// A task spawned while the check stops the test's tasks is a late straggler, even from a spawn
+// site (and parent) whose earlier task the report saw and which has ended since.
+#[leak_check(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "leaks on purpose; run by a_late_task_of_a_reported_site_is_reported"]
+async fn leak_late_task_of_a_reported_site() {
+    leak_check::Builder::new().name("parent").spawn(async {
+        let mut first = true;
+        loop {
+            let blocks = first;
+            // site(same_site): leak_check::spawn
+            leak_check::spawn(async move {
+                if blocks {
+                    // In its first poll at the report, ended before the stop is over.
+                    std::thread::sleep(Duration::from_millis(1400));
+                } else {
+                    // Spawned during the stop.
+                    std::future::pending::<()>().await;
+                }
+            });
+            first = false;
+            std::thread::sleep(Duration::from_millis(1700));
+        }
+    });
+}
+
+#[test]
+fn a_late_task_of_a_reported_site_is_reported() {
+    let output = expect_failure("leak_late_task_of_a_reported_site");
+    assert_reports(&output, 2, &site_of("same_site"));
 }
