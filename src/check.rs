@@ -170,8 +170,8 @@ impl Check {
         self.stop(tasks, unyielded, background).await;
     }
 
-    /// Waits out the grace period; if tasks are left, returns the report and the records its
-    /// snapshot saw, so that later stragglers can be told from them.
+    /// Waits out the grace period; if tasks are left, returns the report and what its snapshot
+    /// saw, so that later stragglers can be told from them.
     async fn settle(&self) -> Option<(LeakReport, Seen)> {
         if self.is_clean() {
             return None;
