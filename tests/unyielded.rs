@@ -38,7 +38,7 @@ fn a_task_blocked_in_its_first_poll_is_reported() {
 #[ignore = "leaks on purpose; run by a_task_never_polled_is_reported_and_never_polled"]
 async fn leak_never_polled() {
     // site(blocker): leak_check::spawn
-    leak_check::spawn(async { std::thread::sleep(Duration::from_millis(1500)) });
+    leak_check::spawn(async { std::thread::sleep(Duration::from_secs(3)) });
     // site(idle): leak_check::spawn
     leak_check::spawn(async {
         eprintln!("the idle task was polled");
@@ -192,14 +192,38 @@ impl Drop for PanicsOnDrop {
     }
 }
 
+/// Runs a closure when the check stops the test's tasks: it is dropped with a named task that
+/// waits for ever, which the check aborts then.
+fn at_the_stop(f: impl FnOnce() + Send + 'static) {
+    struct OnDrop<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for OnDrop<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    let guard = OnDrop(Some(f));
+    leak_check::Builder::new()
+        .name("stop-signal")
+        .spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        });
+}
+
 // A task inside its first poll when the check stops the test's tasks is stopped as soon as it
 // yields: it does not run on into later tests.
 #[leak_check(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "leaks on purpose; run by a_task_in_its_first_poll_at_the_stop_is_stopped_when_it_yields"]
 async fn leak_in_first_poll_at_the_stop() {
-    leak_check::spawn(async {
-        // Past the latest deadline (grace + 1 s): the check stops the tasks during this poll.
-        std::thread::sleep(Duration::from_millis(1500));
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    at_the_stop(move || {
+        let _ = release.send(());
+    });
+    leak_check::spawn(async move {
+        // Blocks its worker in its first poll until the check stops the tasks.
+        let _ = blocked.recv();
         tokio::task::yield_now().await;
         eprintln!("polled again after the check stopped the test's tasks");
         std::future::pending::<()>().await
@@ -209,38 +233,43 @@ async fn leak_in_first_poll_at_the_stop() {
 #[test]
 fn a_task_in_its_first_poll_at_the_stop_is_stopped_when_it_yields() {
     let output = expect_failure("leak_in_first_poll_at_the_stop");
-    // A task dump (which CI takes under tokio_unstable) waits for the blocked worker, so the
-    // task yields and runs on before the check stops anything.
-    if !cfg!(tokio_unstable) {
-        assert!(
-            !output.contains("polled again after the check stopped"),
-            "{output}"
-        );
-    }
+    assert!(output.contains("not yielded"), "{output}");
+    assert!(
+        !output.contains("polled again after the check stopped"),
+        "{output}"
+    );
 }
 
 // A task spawned while the check stops the test's tasks is a late straggler, even from a spawn
-// site (and parent) whose earlier task the report saw and which has ended since.
+// site and parent whose earlier task the report saw, and which has ended since.
 #[leak_check(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "leaks on purpose; run by a_late_task_of_a_reported_site_is_reported"]
 async fn leak_late_task_of_a_reported_site() {
-    leak_check::Builder::new().name("parent").spawn(async {
-        let mut first = true;
-        loop {
-            let blocks = first;
-            // site(same_site): leak_check::spawn
-            leak_check::spawn(async move {
-                if blocks {
-                    // In its first poll at the report, ended before the stop is over.
-                    std::thread::sleep(Duration::from_millis(1400));
-                } else {
-                    // Spawned during the stop.
-                    std::future::pending::<()>().await;
+    fn spawn_child(blocked: Option<std::sync::mpsc::Receiver<()>>) {
+        // site(same_site): leak_check::spawn
+        leak_check::spawn(async move {
+            match blocked {
+                Some(blocked) => {
+                    let _ = blocked.recv();
                 }
-            });
-            first = false;
-            std::thread::sleep(Duration::from_millis(1700));
+                None => std::future::pending::<()>().await,
+            }
+        });
+    }
+    leak_check::Builder::new().name("parent").spawn(async {
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        // In its first poll when the report is taken; ended by the parent's drop.
+        spawn_child(Some(blocked));
+        struct AtTheStop(std::sync::mpsc::Sender<()>);
+        impl Drop for AtTheStop {
+            fn drop(&mut self) {
+                let _ = self.0.send(());
+                // The same site and parent: a late task.
+                spawn_child(None);
+            }
         }
+        let _at_the_stop = AtTheStop(release);
+        std::future::pending::<()>().await
     });
 }
 
