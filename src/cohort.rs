@@ -25,6 +25,8 @@ pub(crate) struct Cohort {
     /// The check's stop epoch when the cohort was made: its tasks are dropped unpolled once the
     /// check has stopped its tasks since, and a report can tell tasks spawned after it.
     pub(crate) epoch: u32,
+    /// The thread (its `thread_hint`) that spawns into it.
+    pub(crate) thread: usize,
     /// The recorded task whose children these are, if that is what spawned them: once it is
     /// done, nothing can spawn into the cohort any more, and the check can let it go when empty.
     spawner: Option<Weak<TaskRecord>>,
@@ -86,6 +88,7 @@ impl Cohort {
             parent: lineage.parent.to_parent(),
             depth: lineage.depth,
             epoch: key.epoch,
+            thread: key.thread,
             spawner: lineage.spawner.map(Arc::downgrade),
             origin_for_children: OnceLock::new(),
         })?;

@@ -338,7 +338,7 @@ impl<F> Tracked<F> {
 
     /// A task of `cohort`, counted here, before it can run.
     pub(crate) fn in_cohort(inner: F, cohort: Arc<Cohort>) -> Self {
-        cohort.check.count_spawn_in_cohort();
+        cohort.check.count_spawn_in_cohort(cohort.thread);
         Tracked {
             inner: Some(inner),
             task: TaskSlot::InCohort(cohort),

@@ -52,6 +52,15 @@ struct Records {
     sweep_at: usize,
 }
 
+fn keep_in(shard: &Shard, record: &Arc<TaskRecord>) {
+    let mut records = shard.records.lock();
+    if records.list.len() >= records.sweep_at {
+        records.list.retain(|weak| weak.strong_count() > 0);
+        records.sweep_at = (records.list.len() * 2).max(MIN_SWEEP_AT);
+    }
+    records.list.push(Arc::downgrade(record));
+}
+
 /// The shared heart of one check: its tasks and the waker of whoever waits for them.
 pub(crate) struct CheckCore {
     shards: Box<[Shard]>,
@@ -103,14 +112,18 @@ impl CheckCore {
     }
 
     fn my_shard(&self) -> &Shard {
-        &self.shards[thread_hint() % self.shards.len()]
+        self.shard_of(thread_hint())
+    }
+
+    fn shard_of(&self, thread: usize) -> &Shard {
+        &self.shards[thread % self.shards.len()]
     }
 
     /// Counts a task and keeps its record. Called before the task can run, so that it is
     /// counted before it can finish.
     pub(crate) fn register(&self, record: &Arc<TaskRecord>) {
-        self.keep(record);
         let shard = self.my_shard();
+        keep_in(shard, record);
         let spawned = if record.background {
             &shard.background_spawned
         } else {
@@ -120,18 +133,14 @@ impl CheckCore {
     }
 
     /// Counts a task of a cohort (one without a record). Called before the task can run.
-    pub(crate) fn count_spawn_in_cohort(&self) {
-        self.my_shard().spawned.fetch_add(1, Ordering::SeqCst);
+    /// `thread` is the cohort's, which is the spawning thread.
+    pub(crate) fn count_spawn_in_cohort(&self, thread: usize) {
+        self.shard_of(thread).spawned.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Keeps the record of a task, whether counted already or about to be.
     pub(crate) fn keep(&self, record: &Arc<TaskRecord>) {
-        let mut records = self.my_shard().records.lock();
-        if records.list.len() >= records.sweep_at {
-            records.list.retain(|weak| weak.strong_count() > 0);
-            records.sweep_at = (records.list.len() * 2).max(MIN_SWEEP_AT);
-        }
-        records.list.push(Arc::downgrade(record));
+        keep_in(self.my_shard(), record);
     }
 
     /// Called once the task's future or closure is gone.
