@@ -116,7 +116,8 @@ impl CheckCore {
     }
 
     fn shard_of(&self, thread: usize) -> &Shard {
-        &self.shards[thread % self.shards.len()]
+        // A power of two (`SHARD_COUNT`): a mask, not a division, on the spawn path.
+        &self.shards[thread & (self.shards.len() - 1)]
     }
 
     /// Counts a task and keeps its record. Called before the task can run, so that it is
