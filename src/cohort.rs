@@ -1,20 +1,24 @@
 //! Cohorts: the tasks of one check spawned at one site, by one parent, from one thread, in one
 //! stop epoch of the check, that have not yielded yet.
 //!
-//! Most tasks finish in their first poll. Such a task is counted by its check and holds a
-//! reference to its cohort, and gets a record of its own only if it yields (see `Tracked`), so
-//! the spawn path allocates nothing per task. The cohort knows everything the report needs about
-//! its tasks but their state. How many are alive is the cohort's reference count, less the one
-//! its check holds: nothing else holds a strong reference for longer than a call (the thread
-//! caches below hold weak ones). Cohorts are per thread so that spawning touches the spawning
-//! thread's cohort, not one every thread shares.
+//! Most tasks finish in their first poll. Such a task is counted by its cohort and holds a
+//! reference to it, and gets a record of its own only if it yields (see `Tracked`), so the spawn
+//! path allocates nothing per task. The cohort knows everything the report needs about its tasks
+//! but their state. Cohorts are per thread so that spawning touches the spawning thread's cohort,
+//! not one every thread shares.
+//!
+//! What a task does to its cohort's memory is kept off the other threads' caches: the spawning
+//! thread counts spawns on a line of their own, each finishing thread counts on its own line,
+//! and a finished task's reference is dropped later, in a batch, by the thread that finished it
+//! ([`let_go`]), rather than at once on the line the spawning thread writes next.
 
 use std::cell::RefCell;
 use std::panic::Location;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use crate::ownership::Owner;
-use crate::registry::{thread_hint, CheckCore};
+use crate::registry::{shard_count, thread_hint, CheckCore};
 use crate::task::{Origin, Parent, ParentRef, TaskRecord};
 
 pub(crate) struct Cohort {
@@ -25,15 +29,23 @@ pub(crate) struct Cohort {
     /// The check's stop epoch when the cohort was made: its tasks are dropped unpolled once the
     /// check has stopped its tasks since, and a report can tell tasks spawned after it.
     pub(crate) epoch: u32,
-    /// The thread (its `thread_hint`) that spawns into it.
-    pub(crate) thread: usize,
     /// The recorded task whose children these are, if that is what spawned them: once it is
     /// done, nothing can spawn into the cohort any more, and the check can let it go when empty.
     spawner: Option<Weak<TaskRecord>>,
     /// Made when one of its tasks first spawns a child, which links to it. Every task of a
     /// cohort has the same origin, so they share it.
     origin_for_children: OnceLock<Arc<Origin>>,
+    /// Tasks spawned into it. Only its thread spawns into it.
+    spawned: Counter,
+    /// Tasks of it that finished or yielded (and got a record), counted by the thread that saw
+    /// it, on the counter of that thread's shard.
+    gone: Box<[Counter]>,
 }
+
+/// A counter on a cache line of its own.
+#[repr(align(128))]
+#[derive(Default)]
+struct Counter(AtomicU64);
 
 /// What tells cohorts of one check apart: the spawn site, the parent (the check itself for the
 /// body, else the parent's origin), the thread and the stop epoch. The check or origin it points
@@ -88,9 +100,10 @@ impl Cohort {
             parent: lineage.parent.to_parent(),
             depth: lineage.depth,
             epoch: key.epoch,
-            thread: key.thread,
             spawner: lineage.spawner.map(Arc::downgrade),
             origin_for_children: OnceLock::new(),
+            spawned: Counter::default(),
+            gone: (0..shard_count()).map(|_| Counter::default()).collect(),
         })?;
         remember(key, &cohort);
         Some(cohort)
@@ -106,23 +119,70 @@ impl Cohort {
             .get_or_init(|| Arc::new(self.origin()))
     }
 
-    /// How many of its tasks are alive and have not yielded, read by its check, whose map holds
-    /// the one other reference.
-    pub(crate) fn alive(self: &Arc<Self>) -> usize {
-        Arc::strong_count(self).saturating_sub(1)
+    /// Counts a task spawned into it, before the task can run.
+    pub(crate) fn count_spawn(&self) {
+        self.spawned.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts one of its tasks as gone from it: finished, or yielded and counted by its record.
+    pub(crate) fn count_gone(&self) {
+        let shard = thread_hint() & (self.gone.len() - 1);
+        self.gone[shard].0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Tasks counted gone so far. Read before [`Cohort::spawned`], as the check's counters are.
+    pub(crate) fn gone(&self) -> u64 {
+        self.gone
+            .iter()
+            .map(|counter| counter.0.load(Ordering::SeqCst))
+            .sum()
+    }
+
+    pub(crate) fn spawned(&self) -> u64 {
+        self.spawned.0.load(Ordering::SeqCst)
+    }
+
+    /// How many of its tasks are alive and have not yielded (never fewer than the truth).
+    pub(crate) fn alive(&self) -> usize {
+        let gone = self.gone();
+        usize::try_from(self.spawned().saturating_sub(gone)).unwrap_or(usize::MAX)
     }
 
     /// Empty, and nothing can spawn into it any more: its spawner is done. (A cohort of the body
     /// or of tasks that have not yielded may get tasks again at any time, from a thread that
     /// holds it in its cache; there are only as many of those as spawn sites, threads and
     /// depths.)
-    pub(crate) fn is_spent(self: &Arc<Self>) -> bool {
+    pub(crate) fn is_spent(&self) -> bool {
         self.alive() == 0
             && self
                 .spawner
                 .as_ref()
                 .is_some_and(|spawner| spawner.upgrade().is_none_or(|record| record.is_done()))
     }
+}
+
+/// References to cohorts that finished tasks let go of, per thread, dropped together.
+const LET_GO_BATCH: usize = 32;
+
+thread_local! {
+    static LET_GO: RefCell<Vec<Arc<Cohort>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Drops a finished task's reference to its cohort, later. Dropping it at once would write the
+/// reference count, on the cache line the spawning thread writes as it clones the next one, from
+/// the thread that finished the task: perf showed that line's round trips as a fifth of the
+/// spawn path's cost. The check counts tasks by its counters, not by references, so holding a
+/// few longer changes nothing but when the memory is freed (at most `LET_GO_BATCH` - 1 per
+/// thread, or the thread's exit).
+pub(crate) fn let_go(cohort: Arc<Cohort>) {
+    let batch = LET_GO.try_with(|held| {
+        let mut held = held.borrow_mut();
+        held.push(cohort);
+        (held.len() >= LET_GO_BATCH)
+            .then(|| std::mem::replace(&mut *held, Vec::with_capacity(LET_GO_BATCH)))
+    });
+    // Dropped outside the borrow. (Without the thread-local, the cohort was dropped already.)
+    drop(batch);
 }
 
 fn cached(key: &CohortKey) -> Option<Arc<Cohort>> {
@@ -181,9 +241,12 @@ mod tests {
                 Registration::new(TaskRecord::new(&body, site, None, TaskKind::Async, false));
             let owner = Owner::Task(parent.record.clone());
             let child = Cohort::for_spawn(&owner, site).expect("a cohort");
+            child.count_spawn();
             if i % 100 == 0 {
                 // A parent still running, whose cohort has a live task: kept.
                 live_parents.push((parent, child));
+            } else {
+                child.count_gone();
             }
         }
         assert!(

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use crate::cohort::Cohort;
+use crate::cohort::{self, Cohort};
 use crate::registry::CheckCore;
 use crate::task::{Lineage, ParentRef, TaskRecord};
 
@@ -146,13 +146,6 @@ impl Registration {
         record.check.register(&record);
         Registration { record }
     }
-
-    /// Keeps the record of a task its check counted already (one that has just yielded).
-    fn adopt(record: TaskRecord) -> Self {
-        let record = Arc::new(record);
-        record.check.keep(&record);
-        Registration { record }
-    }
 }
 
 impl Drop for Registration {
@@ -227,13 +220,14 @@ impl TaskSlot {
         }
     }
 
-    /// The task has yielded for the first time: it gets a record of its own, kept before the
-    /// cohort lets go of it so that the check never misses it.
+    /// The task has yielded for the first time: it gets a record of its own, kept and counted
+    /// before its cohort counts it gone, so that the check never misses it.
     fn record(&mut self, task_waker: &Waker) {
         let TaskSlot::InCohort(cohort) = self else {
             return;
         };
-        let registration = Registration::adopt(TaskRecord::yielded(cohort));
+        let registration = Registration::new(TaskRecord::yielded(cohort));
+        cohort.count_gone();
         // Read after the record is kept: a check that stops its tasks moves the epoch on and then
         // looks for records, so either it aborts this one or this one sees the new epoch.
         if cohort.check.stop_epoch() != cohort.epoch {
@@ -242,7 +236,10 @@ impl TaskSlot {
         // A new record starts woken, so this wakes the task at once: its next poll then hands
         // the future the record as its waker, and the check can see who holds it.
         registration.record.poll_ended(true, task_waker);
-        *self = TaskSlot::Recorded(Recorded::new(registration));
+        let recorded = TaskSlot::Recorded(Recorded::new(registration));
+        if let TaskSlot::InCohort(cohort) = std::mem::replace(self, recorded) {
+            cohort::let_go(cohort);
+        }
     }
 
     /// Counts the task as finished (a recorded task: when its registration drops).
@@ -250,14 +247,11 @@ impl TaskSlot {
         let TaskSlot::InCohort(cohort) = std::mem::replace(self, TaskSlot::Finished) else {
             return;
         };
-        cohort.check.count_finish_in_cohort();
+        cohort.count_gone();
         if cohort.check.is_waited_for() {
-            // The waiting check reads the cohorts as well as the counts: let go of the cohort
-            // first, so that what it reads when woken agrees.
-            let check = cohort.check.clone();
-            drop(cohort);
-            check.wake_waiter();
+            cohort.check.wake_waiter();
         }
+        cohort::let_go(cohort);
     }
 }
 
@@ -340,7 +334,7 @@ impl<F> Tracked<F> {
 
     /// A task of `cohort`, counted here, before it can run.
     pub(crate) fn in_cohort(inner: F, cohort: Arc<Cohort>) -> Self {
-        cohort.check.count_spawn_in_cohort(cohort.thread);
+        cohort.count_spawn();
         Tracked {
             inner: Some(inner),
             task: TaskSlot::InCohort(cohort),

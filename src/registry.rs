@@ -6,7 +6,7 @@
 //! spawns, amortized. Nothing here is shared between checks.
 
 use std::collections::HashMap;
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Waker;
 
@@ -20,6 +20,11 @@ static SHARD_COUNT: Lazy<usize> = Lazy::new(|| {
     let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
     (cores * 2).next_power_of_two().min(64)
 });
+
+/// How many shards (a power of two) a check's counters, and a cohort's, are spread over.
+pub(crate) fn shard_count() -> usize {
+    *SHARD_COUNT
+}
 
 static NEXT_THREAD_HINT: AtomicUsize = AtomicUsize::new(0);
 
@@ -133,27 +138,10 @@ impl CheckCore {
         spawned.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Counts a task of a cohort (one without a record). Called before the task can run.
-    /// `thread` is the cohort's, which is the spawning thread.
-    pub(crate) fn count_spawn_in_cohort(&self, thread: usize) {
-        self.shard_of(thread).spawned.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Keeps the record of a task, whether counted already or about to be.
-    pub(crate) fn keep(&self, record: &Arc<TaskRecord>) {
-        keep_in(self.my_shard(), record);
-    }
-
     /// Called once the task's future or closure is gone.
     pub(crate) fn finish(&self, record: &TaskRecord) {
         record.mark_done();
         self.count_finish(record.background);
-    }
-
-    /// Called once the future of a task of a cohort is gone. Whoever waits is not woken here:
-    /// see [`CheckCore::is_waited_for`].
-    pub(crate) fn count_finish_in_cohort(&self) {
-        self.my_shard().finished.fetch_add(1, Ordering::SeqCst);
     }
 
     fn count_finish(&self, background: bool) {
@@ -215,22 +203,18 @@ impl CheckCore {
     }
 
     /// Each cohort with tasks that have not yielded, and how many. Read before the records
-    /// (`snapshot`): a task that yields is kept as a record before its cohort lets go of it, so
+    /// (`snapshot`): a task that yields is kept as a record before its cohort counts it gone, so
     /// reading in this order may see it twice but never misses it.
     pub(crate) fn unyielded_cohorts(&self) -> Vec<(Arc<Cohort>, usize)> {
         let cohorts = self.cohorts.lock();
-        let alive = cohorts
+        cohorts
             .by_key
             .values()
             .filter_map(|cohort| {
                 let alive = cohort.alive();
                 (alive > 0).then(|| (cohort.clone(), alive))
             })
-            .collect();
-        // A reference count is read relaxed: this orders the records kept before a cohort was
-        // let go (`Arc`'s drop releases) before the snapshot that follows.
-        fence(Ordering::Acquire);
-        alive
+            .collect()
     }
 
     /// Whether any task of the check has not yielded and is alive.
@@ -258,36 +242,35 @@ impl CheckCore {
         self.stop_epoch.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Tasks of this check still alive. All `finished` counters are read before any `spawned`
-    /// one: a task counted as finished was counted as spawned first, so the result is never
-    /// below the truth, and 0 means every task spawned so far has finished; since only live
-    /// tasks (or the ended body) can spawn more, it stays 0.
+    /// Tasks of this check still alive: those with records, counted by the shards, and those
+    /// that have not yielded, counted by their cohorts. All `finished` (and cohorts' `gone`)
+    /// counters are read before any `spawned` one: a task counted as finished was counted as
+    /// spawned first (a task that yields is counted by the shards before its cohort counts it
+    /// gone), so the result is never below the truth, and 0 means every task spawned so far has
+    /// finished; since only live tasks (or the ended body) can spawn more, it stays 0. The
+    /// cohorts are locked meanwhile, so that none is added or let go.
     /// Background tasks are not counted here: see [`CheckCore::live_background`].
     pub(crate) fn live(&self) -> usize {
-        self.count(|s| &s.spawned, |s| &s.finished)
+        let cohorts = self.cohorts.lock();
+        let gone: u64 = cohorts.by_key.values().map(|cohort| cohort.gone()).sum();
+        let finished = gone + self.sum(|s| &s.finished);
+        let spawned: u64 = cohorts.by_key.values().map(|cohort| cohort.spawned()).sum();
+        let spawned = spawned + self.sum(|s| &s.spawned);
+        usize::try_from(spawned.saturating_sub(finished)).unwrap_or(usize::MAX)
     }
 
     /// Background tasks of this check still alive, read the same way as [`CheckCore::live`].
     pub(crate) fn live_background(&self) -> usize {
-        self.count(|s| &s.background_spawned, |s| &s.background_finished)
+        let finished = self.sum(|s| &s.background_finished);
+        let spawned = self.sum(|s| &s.background_spawned);
+        usize::try_from(spawned.saturating_sub(finished)).unwrap_or(usize::MAX)
     }
 
-    fn count(
-        &self,
-        spawned: impl Fn(&Shard) -> &AtomicU64,
-        finished: impl Fn(&Shard) -> &AtomicU64,
-    ) -> usize {
-        let finished: u64 = self
-            .shards
+    fn sum(&self, counter: impl Fn(&Shard) -> &AtomicU64) -> u64 {
+        self.shards
             .iter()
-            .map(|s| finished(s).load(Ordering::SeqCst))
-            .sum();
-        let spawned: u64 = self
-            .shards
-            .iter()
-            .map(|s| spawned(s).load(Ordering::SeqCst))
-            .sum();
-        usize::try_from(spawned.saturating_sub(finished)).unwrap_or(usize::MAX)
+            .map(|s| counter(s).load(Ordering::SeqCst))
+            .sum()
     }
 
     /// The records of the tasks still alive.
