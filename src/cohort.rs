@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use crate::ownership::Owner;
-use crate::registry::{shard_count, thread_hint, CheckCore};
+use crate::registry::{shard_count, thread_hint, unique_thread_hint, CheckCore};
 use crate::task::{Origin, Parent, ParentRef, TaskRecord};
 
 pub(crate) struct Cohort {
@@ -35,7 +35,8 @@ pub(crate) struct Cohort {
     /// Made when one of its tasks first spawns a child, which links to it. Every task of a
     /// cohort has the same origin, so they share it.
     origin_for_children: OnceLock<Arc<Origin>>,
-    /// Tasks spawned into it. Only its thread spawns into it.
+    /// Tasks spawned into it. Only its thread spawns into it (see `CohortKey`), so this is
+    /// written without a read-modify-write.
     spawned: Counter,
     /// Tasks of it that finished or yielded (and got a record), counted by the thread that saw
     /// it, on the counter of that thread's shard.
@@ -72,8 +73,9 @@ thread_local! {
 
 impl Cohort {
     /// The cohort of a task spawned at `site` by `owner`, or `None` when the task needs a record
-    /// from the start: background work (stopped by its record), or, for a cohort this thread has
-    /// not cached, a check that has ended.
+    /// from the start: background work (stopped by its record), a thread that is exiting (a
+    /// cohort needs its spawning thread told apart from every other), or, for a cohort this
+    /// thread has not cached, a check that has ended.
     pub(crate) fn for_spawn(owner: &Owner, site: &'static Location<'static>) -> Option<Arc<Self>> {
         let lineage = owner.lineage();
         if lineage.background {
@@ -88,7 +90,7 @@ impl Cohort {
             site: std::ptr::from_ref(site) as usize,
             parent,
             cut,
-            thread: thread_hint(),
+            thread: unique_thread_hint()?,
             epoch: lineage.check.stop_epoch(),
         };
         if let Some(cohort) = cached(&key) {
@@ -119,9 +121,12 @@ impl Cohort {
             .get_or_init(|| Arc::new(self.origin()))
     }
 
-    /// Counts a task spawned into it, before the task can run.
+    /// Counts a task spawned into it, before the task can run. Called only by its thread.
     pub(crate) fn count_spawn(&self) {
-        self.spawned.0.fetch_add(1, Ordering::SeqCst);
+        // The release orders the count before the spawn, so a reader that sees the task counted
+        // gone (which happens after it runs) sees it counted here too.
+        let spawned = self.spawned.0.load(Ordering::Relaxed);
+        self.spawned.0.store(spawned + 1, Ordering::Release);
     }
 
     /// Counts one of its tasks as gone from it: finished, or yielded and counted by its record.

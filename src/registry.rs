@@ -32,9 +32,14 @@ thread_local! {
     static THREAD_HINT: usize = NEXT_THREAD_HINT.fetch_add(1, Ordering::Relaxed);
 }
 
-/// A number for this thread, unique in the process.
+/// A number for this thread, unique in the process (0 once its thread-locals are gone).
 pub(crate) fn thread_hint() -> usize {
-    THREAD_HINT.try_with(|hint| *hint).unwrap_or(0)
+    unique_thread_hint().unwrap_or(0)
+}
+
+/// A number for this thread, unique in the process, while it has its thread-locals.
+pub(crate) fn unique_thread_hint() -> Option<usize> {
+    THREAD_HINT.try_with(|hint| *hint).ok()
 }
 
 /// A shard's list is swept when it reaches this many entries, or twice its size after the last
