@@ -1,20 +1,22 @@
 //! Cohorts: the tasks of one check spawned at one site, by one parent, from one thread, in one
 //! stop epoch of the check, that have not yielded yet.
 //!
-//! Most tasks finish in their first poll. Such a task is counted by its cohort and holds a
-//! reference to it, and gets a record of its own only if it yields (see `Tracked`), so the spawn
-//! path allocates nothing per task. The cohort knows everything the report needs about its tasks
-//! but their state. Cohorts are per thread so that spawning touches the spawning thread's cohort,
-//! not one every thread shares.
+//! Most tasks finish in their first poll. Such a task is counted by its check, counted in its
+//! cohort and holds a reference to it, and gets a record of its own only if it yields (see
+//! `Tracked`), so the spawn path allocates nothing per task. The cohort knows everything the
+//! report needs about its tasks but their state. Cohorts are per thread so that spawning touches
+//! the spawning thread's cohort, not one every thread shares.
 //!
 //! What a task does to its cohort's memory is kept off the other threads' caches: the spawning
 //! thread counts spawns on a line of their own, each finishing thread counts on its own line,
 //! and a finished task's reference is dropped later, in a batch, by the thread that finished it
-//! ([`let_go`]), rather than at once on the line the spawning thread writes next.
+//! ([`let_go`]), rather than at once on the line the spawning thread writes next. The cohort's
+//! counts say how many of its tasks are alive, for the report; the check's own counters (see
+//! `CheckCore::live`) say whether any task is.
 
 use std::cell::RefCell;
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use crate::ownership::Owner;
@@ -29,6 +31,8 @@ pub(crate) struct Cohort {
     /// The check's stop epoch when the cohort was made: its tasks are dropped unpolled once the
     /// check has stopped its tasks since, and a report can tell tasks spawned after it.
     pub(crate) epoch: u32,
+    /// The thread (its `thread_hint`) that spawns into it.
+    pub(crate) thread: usize,
     /// The recorded task whose children these are, if that is what spawned them: once it is
     /// done, nothing can spawn into the cohort any more, and the check can let it go when empty.
     spawner: Option<Weak<TaskRecord>>,
@@ -102,6 +106,7 @@ impl Cohort {
             parent: lineage.parent.to_parent(),
             depth: lineage.depth,
             epoch: key.epoch,
+            thread: key.thread,
             spawner: lineage.spawner.map(Arc::downgrade),
             origin_for_children: OnceLock::new(),
             spawned: Counter::default(),
@@ -158,11 +163,15 @@ impl Cohort {
     /// holds it in its cache; there are only as many of those as spawn sites, threads and
     /// depths.)
     pub(crate) fn is_spent(&self) -> bool {
-        self.alive() == 0
-            && self
-                .spawner
-                .as_ref()
-                .is_some_and(|spawner| spawner.upgrade().is_none_or(|record| record.is_done()))
+        // The spawner first: once it is done, every task it spawned here is counted (its spawns
+        // came before its end, which this reads with acquire ordering, or through the fence when
+        // its record is gone already).
+        let spawner_done = self
+            .spawner
+            .as_ref()
+            .is_some_and(|spawner| spawner.upgrade().is_none_or(|record| record.is_done()));
+        fence(Ordering::Acquire);
+        spawner_done && self.alive() == 0
     }
 }
 
@@ -228,10 +237,64 @@ mod tests {
     use std::panic::Location;
     use std::sync::Arc;
 
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use super::Cohort;
-    use crate::ownership::{Owner, Registration};
+    use crate::ownership::{enter, Owner, Registration};
     use crate::registry::CheckCore;
     use crate::task::{TaskKind, TaskRecord};
+
+    /// One link of a chain: spawns the next link, from its first poll or after yielding (and so
+    /// from a cohort or from a record), and ends. The last one says so before it ends.
+    fn link(left: u32, last_ended: Arc<AtomicBool>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            if left % 3 == 0 {
+                tokio::task::yield_now().await;
+            }
+            if left == 0 {
+                last_ended.store(true, Ordering::SeqCst);
+            } else {
+                drop(crate::spawn(link(left - 1, last_ended)));
+            }
+        })
+    }
+
+    /// A task's children are counted before it ends, and a task that yields is counted by its
+    /// record before its cohort counts it gone: so however the two workers interleave, the
+    /// check's count of live tasks never reads 0 while a link of the chain is alive.
+    #[test]
+    fn live_never_reads_zero_along_a_chain_of_tasks() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let check = Arc::new(CheckCore::new());
+        let last_ended = Arc::new(AtomicBool::new(false));
+        {
+            let _body = runtime.enter();
+            let _owner = enter(Owner::Body(check.clone()));
+            drop(crate::spawn(link(30_000, last_ended.clone())));
+        }
+        let mut reads = 0u64;
+        loop {
+            let ended = last_ended.load(Ordering::SeqCst);
+            let live = check.live();
+            if ended {
+                break;
+            }
+            assert!(live >= 1, "live() read 0 while a link was alive");
+            reads += 1;
+        }
+        assert!(
+            reads > 100,
+            "the chain ended before it was read: {reads} reads"
+        );
+        drop(runtime);
+        assert_eq!(check.live(), 0);
+        check.close_cohorts();
+    }
 
     /// Each recorded parent that spawns has cohorts of its own: once it is done and they are
     /// empty, the check lets them go, so a long test does not keep one per parent.

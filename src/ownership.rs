@@ -148,6 +148,15 @@ impl Registration {
     }
 }
 
+impl Registration {
+    /// Keeps the record of a task its check counted already (one that has just yielded).
+    fn adopt(record: TaskRecord) -> Self {
+        let record = Arc::new(record);
+        record.check.keep(&record);
+        Registration { record }
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         self.record.check.finish(&self.record);
@@ -220,13 +229,13 @@ impl TaskSlot {
         }
     }
 
-    /// The task has yielded for the first time: it gets a record of its own, kept and counted
-    /// before its cohort counts it gone, so that the check never misses it.
+    /// The task has yielded for the first time: it gets a record of its own, kept before its
+    /// cohort counts it gone, so that the check never misses it.
     fn record(&mut self, task_waker: &Waker) {
         let TaskSlot::InCohort(cohort) = self else {
             return;
         };
-        let registration = Registration::new(TaskRecord::yielded(cohort));
+        let registration = Registration::adopt(TaskRecord::yielded(cohort));
         cohort.count_gone();
         // Read after the record is kept: a check that stops its tasks moves the epoch on and then
         // looks for records, so either it aborts this one or this one sees the new epoch.
@@ -247,7 +256,10 @@ impl TaskSlot {
         let TaskSlot::InCohort(cohort) = std::mem::replace(self, TaskSlot::Finished) else {
             return;
         };
+        // Gone from its cohort before it counts as finished, so that a check woken by the count
+        // reads the cohort's agreeing.
         cohort.count_gone();
+        cohort.check.count_finish_in_cohort();
         if cohort.check.is_waited_for() {
             cohort.check.wake_waiter();
         }
@@ -335,6 +347,7 @@ impl<F> Tracked<F> {
     /// A task of `cohort`, counted here, before it can run.
     pub(crate) fn in_cohort(inner: F, cohort: Arc<Cohort>) -> Self {
         cohort.count_spawn();
+        cohort.check.count_spawn_in_cohort(cohort.thread);
         Tracked {
             inner: Some(inner),
             task: TaskSlot::InCohort(cohort),

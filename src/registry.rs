@@ -143,6 +143,23 @@ impl CheckCore {
         spawned.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Counts a task of a cohort (one without a record). Called before the task can run.
+    /// `thread` is the cohort's, which is the spawning thread.
+    pub(crate) fn count_spawn_in_cohort(&self, thread: usize) {
+        self.shard_of(thread).spawned.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Keeps the record of a task the check counted already (one that has just yielded).
+    pub(crate) fn keep(&self, record: &Arc<TaskRecord>) {
+        keep_in(self.my_shard(), record);
+    }
+
+    /// Called once the future of a task of a cohort is gone. Whoever waits is not woken here:
+    /// see [`CheckCore::is_waited_for`].
+    pub(crate) fn count_finish_in_cohort(&self) {
+        self.my_shard().finished.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Called once the task's future or closure is gone.
     pub(crate) fn finish(&self, record: &TaskRecord) {
         record.mark_done();
@@ -247,20 +264,15 @@ impl CheckCore {
         self.stop_epoch.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Tasks of this check still alive: those with records, counted by the shards, and those
-    /// that have not yielded, counted by their cohorts. All `finished` (and cohorts' `gone`)
-    /// counters are read before any `spawned` one: a task counted as finished was counted as
-    /// spawned first (a task that yields is counted by the shards before its cohort counts it
-    /// gone), so the result is never below the truth, and 0 means every task spawned so far has
-    /// finished; since only live tasks (or the ended body) can spawn more, it stays 0. The
-    /// cohorts are locked meanwhile, so that none is added or let go.
+    /// Tasks of this check still alive, with records or not. All `finished` counters are read
+    /// before any `spawned` one: a task counted as finished was counted as spawned first, so the
+    /// result is never below the truth, and 0 means every task spawned so far has finished;
+    /// since only live tasks (or the ended body) can spawn more, it stays 0. (A task is counted
+    /// once, whether it yields or not: its cohort's counters only say which cohort it is in.)
     /// Background tasks are not counted here: see [`CheckCore::live_background`].
     pub(crate) fn live(&self) -> usize {
-        let cohorts = self.cohorts.lock();
-        let gone: u64 = cohorts.by_key.values().map(|cohort| cohort.gone()).sum();
-        let finished = gone + self.sum(|s| &s.finished);
-        let spawned: u64 = cohorts.by_key.values().map(|cohort| cohort.spawned()).sum();
-        let spawned = spawned + self.sum(|s| &s.spawned);
+        let finished = self.sum(|s| &s.finished);
+        let spawned = self.sum(|s| &s.spawned);
         usize::try_from(spawned.saturating_sub(finished)).unwrap_or(usize::MAX)
     }
 
