@@ -1,6 +1,6 @@
 //! Memory: bytes per tracked task beyond tokio's own (before it yields, and once it has a record
-//! after yielding), and the heap after 1,000,000 tasks have
-//! been spawned and finished through the wrapper, against before. Counted by dhat's allocator
+//! after yielding), and the heap after 1,000,000 tasks have been spawned and finished through the
+//! wrapper, against before, and after 1,000,000 more. Counted by dhat's allocator
 //! (a well-kept heap profiler, so this crate needs no allocator code of its own).
 //!
 //! `cargo bench --bench memory` prints the numbers.
@@ -91,25 +91,15 @@ fn main() {
             bytes_per_task(|| leak_check::spawn(PendingTask)).await
         }));
 
-    // Warm up the runtime and allocator, then spawn and finish a million tasks in one check.
-    runtime.block_on(check_async(Options::new("bench", "warm"), async {
-        for _ in 0..1000 {
-            leak_check::spawn(async {}).await.unwrap();
-        }
-    }));
+    // Warm up the runtime, the allocator and each worker's own state (the batch of cohort
+    // references it lets go of together), then spawn and finish a million tasks in one check,
+    // and a million more in another: the second million shows whether anything grows per task.
+    spawn_and_finish(&runtime, "warm", 10_000);
     let (heap_before, rss_before) = (heap_bytes(), rss_kib());
-    runtime.block_on(check_async(Options::new("bench", "million"), async {
-        let mut left = FINISHED;
-        while left > 0 {
-            let batch = left.min(1000);
-            let handles: Vec<_> = (0..batch).map(|_| leak_check::spawn(async {})).collect();
-            for handle in handles {
-                handle.await.unwrap();
-            }
-            left -= batch;
-        }
-    }));
+    spawn_and_finish(&runtime, "million", FINISHED);
     let (heap_after, rss_after) = (heap_bytes(), rss_kib());
+    spawn_and_finish(&runtime, "another million", FINISHED);
+    let heap_after_more = heap_bytes();
 
     println!("memory:");
     println!("  heap per task not polled yet, tokio::spawn     {tokio_spawned:>8.1} bytes");
@@ -136,4 +126,23 @@ fn main() {
         "  resident memory, same                            {:>+8} KiB ({rss_before} -> {rss_after})",
         rss_after as i64 - rss_before as i64
     );
+    println!(
+        "  heap after {FINISHED} more, vs after the first      {:>+8} bytes ({heap_after} -> {heap_after_more})",
+        heap_after_more - heap_after
+    );
+}
+
+/// Spawns and finishes `tasks` tasks in batches of 1000, in one check.
+fn spawn_and_finish(runtime: &tokio::runtime::Runtime, name: &'static str, tasks: usize) {
+    runtime.block_on(check_async(Options::new("bench", name), async move {
+        let mut left = tasks;
+        while left > 0 {
+            let batch = left.min(1000);
+            let handles: Vec<_> = (0..batch).map(|_| leak_check::spawn(async {})).collect();
+            for handle in handles {
+                handle.await.unwrap();
+            }
+            left -= batch;
+        }
+    }));
 }
