@@ -331,8 +331,8 @@ impl Check {
                 .map(|record| Straggler::describe(record, stamp)),
         );
         drop(all);
-        // A task that has not yielded counts as finished a moment before its cohort lets go of
-        // it. If nothing is alive now, the cohorts' counts above were only such moments.
+        // Cohorts and records are read at different moments: if nothing is alive now, whatever
+        // they listed has ended since (or was a task seen twice as it yielded).
         if self.core.live() == 0 {
             stragglers.clear();
         }

@@ -20,7 +20,7 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use crate::ownership::Owner;
-use crate::registry::{shard_count, thread_hint, unique_thread_hint, CheckCore};
+use crate::registry::{unique_thread_hint, CheckCore};
 use crate::task::{Origin, Parent, ParentRef, TaskRecord};
 
 pub(crate) struct Cohort {
@@ -42,10 +42,13 @@ pub(crate) struct Cohort {
     /// Tasks spawned into it. Only its thread spawns into it (see `CohortKey`), so this is
     /// written without a read-modify-write.
     spawned: Counter,
-    /// Tasks of it that finished or yielded (and got a record), counted by the thread that saw
-    /// it, on the counter of that thread's shard.
-    gone: Box<[Counter]>,
+    /// Tasks of it that finished or yielded (and got a record), on a line of its own: the
+    /// threads that run its tasks write it, the one that spawns them does not.
+    gone: Counter,
 }
+
+/// How many times [`Cohort::alive`] reads before it settles for a count that may be low.
+const STABLE_READ_TRIES: usize = 8;
 
 /// A counter on a cache line of its own.
 #[repr(align(128))]
@@ -107,10 +110,16 @@ impl Cohort {
             depth: lineage.depth,
             epoch: key.epoch,
             thread: key.thread,
-            spawner: lineage.spawner.map(Arc::downgrade),
+            // Past the chain's cut, every spawner at this site on this thread shares the
+            // cohort: no one spawner's end makes it spent.
+            spawner: if cut {
+                None
+            } else {
+                lineage.spawner.map(Arc::downgrade)
+            },
             origin_for_children: OnceLock::new(),
             spawned: Counter::default(),
-            gone: (0..shard_count()).map(|_| Counter::default()).collect(),
+            gone: Counter::default(),
         })?;
         remember(key, &cohort);
         Some(cohort)
@@ -128,40 +137,42 @@ impl Cohort {
 
     /// Counts a task spawned into it, before the task can run. Called only by its thread.
     pub(crate) fn count_spawn(&self) {
-        // The release orders the count before the spawn, so a reader that sees the task counted
-        // gone (which happens after it runs) sees it counted here too.
+        // tokio's spawn orders this before the task runs, so a reader that sees the task counted
+        // gone sees it counted here too.
         let spawned = self.spawned.0.load(Ordering::Relaxed);
-        self.spawned.0.store(spawned + 1, Ordering::Release);
+        self.spawned.0.store(spawned + 1, Ordering::Relaxed);
     }
 
     /// Counts one of its tasks as gone from it: finished, or yielded and counted by its record.
     pub(crate) fn count_gone(&self) {
-        let shard = thread_hint() & (self.gone.len() - 1);
-        self.gone[shard].0.fetch_add(1, Ordering::SeqCst);
+        self.gone.0.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Tasks counted gone so far. Read before [`Cohort::spawned`], as the check's counters are.
-    pub(crate) fn gone(&self) -> u64 {
-        self.gone
-            .iter()
-            .map(|counter| counter.0.load(Ordering::SeqCst))
-            .sum()
-    }
-
-    pub(crate) fn spawned(&self) -> u64 {
-        self.spawned.0.load(Ordering::SeqCst)
-    }
-
-    /// How many of its tasks are alive and have not yielded (never fewer than the truth).
+    /// How many of its tasks are alive and have not yielded, as it was at one moment of the
+    /// call: a task spawned and gone while it reads would otherwise count as alive, a phantom
+    /// straggler. If its thread keeps spawning, it gives up after a few tries and counts none of
+    /// the tasks spawned meanwhile (they may be missing from the report, never made up).
     pub(crate) fn alive(&self) -> usize {
-        let gone = self.gone();
-        usize::try_from(self.spawned().saturating_sub(gone)).unwrap_or(usize::MAX)
+        let mut spawned = self.spawned.0.load(Ordering::SeqCst);
+        for _ in 0..STABLE_READ_TRIES {
+            let gone = self.gone.0.load(Ordering::SeqCst);
+            let spawned_after = self.spawned.0.load(Ordering::SeqCst);
+            if spawned_after == spawned {
+                return usize::try_from(spawned.saturating_sub(gone)).unwrap_or(usize::MAX);
+            }
+            spawned = spawned_after;
+        }
+        let gone = self.gone.0.load(Ordering::SeqCst);
+        usize::try_from(spawned.saturating_sub(gone)).unwrap_or(usize::MAX)
     }
 
-    /// Empty, and nothing can spawn into it any more: its spawner is done. (A cohort of the body
-    /// or of tasks that have not yielded may get tasks again at any time, from a thread that
-    /// holds it in its cache; there are only as many of those as spawn sites, threads and
-    /// depths.)
+    /// Empty, and nothing can spawn into it any more: it has one recorded spawner (its key holds
+    /// that spawner's own origin), which is done. The check may let it go then, and a thread
+    /// that still finds it through its cache (a reference held for [`let_go`] keeps it alive)
+    /// finds it only for that spawner, which spawns no more. (A cohort of the body, of tasks
+    /// that have not yielded, or past the chain's cut, may get tasks again at any time from any
+    /// of its spawners; there are only as many of those as spawn sites, threads, depths and
+    /// stop epochs.)
     pub(crate) fn is_spent(&self) -> bool {
         // The spawner first: once it is done, every task it spawned here is counted (its spawns
         // came before its end, which this reads with acquire ordering, or through the fence when
@@ -185,9 +196,10 @@ thread_local! {
 /// Drops a finished task's reference to its cohort, later. Dropping it at once would write the
 /// reference count, on the cache line the spawning thread writes as it clones the next one, from
 /// the thread that finished the task: perf showed that line's round trips as a fifth of the
-/// spawn path's cost. The check counts tasks by its counters, not by references, so holding a
-/// few longer changes nothing but when the memory is freed (at most `LET_GO_BATCH` - 1 per
-/// thread, or the thread's exit).
+/// spawn path's cost. Tasks are counted by counters, not by references. Holding a reference
+/// longer keeps the cohort, and its check, in memory (at most `LET_GO_BATCH` - 1 per thread,
+/// until the thread's next batch or its exit), and keeps a thread's cache able to find a cohort
+/// its check has let go of or closed: see [`Cohort::is_spent`] for why that is safe.
 pub(crate) fn let_go(cohort: Arc<Cohort>) {
     let batch = LET_GO.try_with(|held| {
         let mut held = held.borrow_mut();
@@ -279,9 +291,10 @@ mod tests {
         }
         let mut reads = 0u64;
         loop {
-            let ended = last_ended.load(Ordering::SeqCst);
+            // In this order: if the last link had not ended after `live()` was read, it was
+            // alive when it was read.
             let live = check.live();
-            if ended {
+            if last_ended.load(Ordering::SeqCst) {
                 break;
             }
             assert!(live >= 1, "live() read 0 while a link was alive");
@@ -293,6 +306,109 @@ mod tests {
         );
         drop(runtime);
         assert_eq!(check.live(), 0);
+        check.close_cohorts();
+    }
+
+    /// A task record `depth` deep in a chain from the body.
+    fn record_at_depth(body: &Owner, depth: u32) -> Vec<Registration> {
+        let site = Location::caller();
+        let mut chain = vec![Registration::new(TaskRecord::new(
+            body,
+            site,
+            None,
+            TaskKind::Async,
+            false,
+        ))];
+        while chain.last().unwrap().record.depth() < depth {
+            let parent = Owner::Task(chain.last().unwrap().record.clone());
+            let child = TaskRecord::new(&parent, site, None, TaskKind::Async, false);
+            chain.push(Registration::new(child));
+        }
+        chain
+    }
+
+    /// Past the chain's cut, siblings share a cohort. When the first of them is done and the
+    /// cohort is empty, the check must not let it go: a finished task's reference held for
+    /// `let_go` keeps it alive, this thread's cache still finds it, and the next sibling's task
+    /// would go where the check never looks.
+    #[test]
+    fn a_cohort_past_the_cut_is_kept_while_siblings_can_spawn() {
+        let check = Arc::new(CheckCore::new());
+        let body = Owner::Body(check.clone());
+        let chain = record_at_depth(&body, 15);
+        let parent = Owner::Task(chain.last().unwrap().record.clone());
+        let site = Location::caller();
+        let first = Registration::new(TaskRecord::new(&parent, site, None, TaskKind::Async, false));
+        let second =
+            Registration::new(TaskRecord::new(&parent, site, None, TaskKind::Async, false));
+        assert_eq!(first.record.depth(), 16);
+        let child_site = Location::caller();
+        // The first sibling's child ends on this thread, which holds on to its reference.
+        let ended = Cohort::for_spawn(&Owner::Task(first.record.clone()), child_site).unwrap();
+        ended.count_spawn();
+        ended.count_gone();
+        super::let_go(ended);
+        drop(first);
+        // Another thread makes enough cohorts for the check to let go of spent ones.
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let parents: Vec<_> = (0..100)
+                    .map(|_| {
+                        let parent = Registration::new(TaskRecord::new(
+                            &body,
+                            site,
+                            None,
+                            TaskKind::Async,
+                            false,
+                        ));
+                        let owner = Owner::Task(parent.record.clone());
+                        drop(Cohort::for_spawn(&owner, child_site));
+                        parent
+                    })
+                    .collect();
+                drop(parents);
+            });
+        });
+        // The second sibling's child, at the same site on this thread, is alive and listed.
+        let alive = Cohort::for_spawn(&Owner::Task(second.record.clone()), child_site).unwrap();
+        alive.count_spawn();
+        let listed = check.unyielded_cohorts();
+        assert!(
+            listed
+                .iter()
+                .any(|(cohort, n)| Arc::ptr_eq(cohort, &alive) && *n == 1),
+            "a live task's cohort is not listed by its check"
+        );
+        assert!(check.has_unyielded());
+        alive.count_gone();
+        drop((second, chain));
+        check.close_cohorts();
+    }
+
+    /// A cohort whose thread spawns and ends one task after another never has more than one
+    /// alive, and `alive()` never says it has: a task spawned and gone while it reads is not
+    /// counted, so a busy allowed spawner cannot make a phantom straggler.
+    #[test]
+    fn alive_counts_no_task_that_came_and_went_while_it_read() {
+        let check = Arc::new(CheckCore::new());
+        let body = Owner::Body(check.clone());
+        let cohort = Cohort::for_spawn(&body, Location::caller()).unwrap();
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for _ in 0..2_000_000 {
+                    cohort.count_spawn();
+                    cohort.count_gone();
+                }
+                done.store(true, Ordering::SeqCst);
+            });
+            let mut most = 0;
+            while !done.load(Ordering::SeqCst) {
+                most = most.max(cohort.alive());
+            }
+            assert!(most <= 1, "alive() read {most} with at most one task alive");
+        });
+        drop(cohort);
         check.close_cohorts();
     }
 

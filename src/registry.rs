@@ -21,11 +21,6 @@ static SHARD_COUNT: Lazy<usize> = Lazy::new(|| {
     (cores * 2).next_power_of_two().min(64)
 });
 
-/// How many shards (a power of two) a check's counters, and a cohort's, are spread over.
-pub(crate) fn shard_count() -> usize {
-    *SHARD_COUNT
-}
-
 static NEXT_THREAD_HINT: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
@@ -82,7 +77,9 @@ pub(crate) struct CheckCore {
 }
 
 /// The check's cohorts of tasks that have not yielded. Each holds the check, so the check
-/// holds them only until it ends (`close_cohorts`); after that, spawns get records.
+/// holds them only until it ends (`close_cohorts`); after that, spawns get records, unless the
+/// spawning thread still has the cohort in its cache (a straggler of the ended check, counted
+/// by its counters, which no one reads any more).
 struct Cohorts {
     by_key: HashMap<CohortKey, Arc<Cohort>>,
     /// Spent cohorts (see `Cohort::is_spent`) are let go when the map reaches this size.
