@@ -7,9 +7,9 @@
 //! report needs about its tasks but their state. Cohorts are per thread so that spawning touches
 //! the spawning thread's cohort, not one every thread shares.
 //!
-//! What a task does to its cohort's memory is kept off the other threads' caches: the spawning
-//! thread counts spawns on a line of their own, each finishing thread counts on its own line,
-//! and a finished task's reference is dropped later, in a batch, by the thread that finished it
+//! What a task does to its cohort's memory is kept off the spawning thread's cache lines: that
+//! thread counts spawns on a line of their own, the threads that run the tasks count their ends
+//! on another, and a finished task's reference is dropped later, in a batch, by the thread that finished it
 //! ([`let_go`]), rather than at once on the line the spawning thread writes next. The cohort's
 //! counts say how many of its tasks are alive, for the report; the check's own counters (see
 //! `CheckCore::live`) say whether any task is.
