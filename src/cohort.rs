@@ -9,10 +9,10 @@
 //!
 //! What a task does to its cohort's memory is kept off the spawning thread's cache lines: that
 //! thread counts spawns on a line of their own, the threads that run the tasks count their ends
-//! on another, and a finished task's reference is dropped later, in a batch, by the thread that finished it
-//! ([`let_go`]), rather than at once on the line the spawning thread writes next. The cohort's
-//! counts say how many of its tasks are alive, for the report; the check's own counters (see
-//! `CheckCore::live`) say whether any task is.
+//! on another, and a finished task's reference is dropped later, in a batch, by the thread that
+//! finished it ([`let_go`]), rather than at once on the line the spawning thread writes next.
+//! The cohort's counts say how many of its tasks are alive, for the report; the check's own
+//! counters (see `CheckCore::live`) say whether any task is.
 
 use std::cell::RefCell;
 use std::panic::Location;
@@ -150,8 +150,8 @@ impl Cohort {
 
     /// How many of its tasks are alive and have not yielded, as it was at one moment of the
     /// call: a task spawned and gone while it reads would otherwise count as alive, a phantom
-    /// straggler. If its thread keeps spawning, it gives up after a few tries and counts none of
-    /// the tasks spawned meanwhile (they may be missing from the report, never made up).
+    /// straggler. If its thread keeps spawning, it settles after a few tries for a count that
+    /// can only be low (a task may be missing from the report, never made up).
     pub(crate) fn alive(&self) -> usize {
         let mut spawned = self.spawned.0.load(Ordering::SeqCst);
         for _ in 0..STABLE_READ_TRIES {

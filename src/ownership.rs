@@ -146,9 +146,7 @@ impl Registration {
         record.check.register(&record);
         Registration { record }
     }
-}
 
-impl Registration {
     /// Keeps the record of a task its check counted already (one that has just yielded).
     fn adopt(record: TaskRecord) -> Self {
         let record = Arc::new(record);

@@ -151,16 +151,16 @@ impl CheckCore {
         keep_in(self.my_shard(), record);
     }
 
-    /// Called once the future of a task of a cohort is gone. Whoever waits is not woken here:
-    /// see [`CheckCore::is_waited_for`].
-    pub(crate) fn count_finish_in_cohort(&self) {
-        self.my_shard().finished.fetch_add(1, Ordering::SeqCst);
-    }
-
     /// Called once the task's future or closure is gone.
     pub(crate) fn finish(&self, record: &TaskRecord) {
         record.mark_done();
         self.count_finish(record.background);
+    }
+
+    /// Called once the future of a task of a cohort is gone. Whoever waits is not woken here:
+    /// see [`CheckCore::is_waited_for`].
+    pub(crate) fn count_finish_in_cohort(&self) {
+        self.my_shard().finished.fetch_add(1, Ordering::SeqCst);
     }
 
     fn count_finish(&self, background: bool) {
