@@ -29,20 +29,17 @@ impl Owner {
             Owner::Body(check) => Lineage {
                 check,
                 parent: ParentRef::Body,
-                spawner: None,
                 depth: 1,
                 background: false,
             },
             Owner::Task(record) => Lineage::child_of(
                 &record.check,
-                Some(record),
                 record.depth(),
                 || record.origin_for_children(),
                 record.background,
             ),
             Owner::Unyielded(cohort) => Lineage::child_of(
                 &cohort.check,
-                None,
                 cohort.depth,
                 || cohort.origin_for_children(),
                 false,

@@ -69,8 +69,6 @@ impl Origin {
 pub(crate) struct Lineage<'a> {
     pub(crate) check: &'a Arc<CheckCore>,
     pub(crate) parent: ParentRef<'a>,
-    /// The spawning task, if it has a record.
-    pub(crate) spawner: Option<&'a Arc<TaskRecord>>,
     /// The new task's depth in the chain from the test body (1 for the body's own tasks).
     pub(crate) depth: u32,
     pub(crate) background: bool,
@@ -97,7 +95,6 @@ impl<'a> Lineage<'a> {
     /// A child of a task at `depth` whose children link to `origin`.
     pub(crate) fn child_of(
         check: &'a Arc<CheckCore>,
-        spawner: Option<&'a Arc<TaskRecord>>,
         depth: u32,
         origin: impl FnOnce() -> &'a Arc<Origin>,
         background: bool,
@@ -110,7 +107,6 @@ impl<'a> Lineage<'a> {
         Lineage {
             check,
             parent,
-            spawner,
             depth,
             background,
         }
