@@ -20,7 +20,7 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use crate::ownership::Owner;
-use crate::registry::{unique_thread_hint, CheckCore};
+use crate::registry::{count_alive, unique_thread_hint, CheckCore};
 use crate::task::{Origin, Parent, ParentRef, TaskRecord};
 
 pub(crate) struct Cohort {
@@ -164,9 +164,6 @@ impl Cohort {
     /// reads until one count held still across a read of the other. Every read is a moment when
     /// a task was spawned or ended since the last, so it ends as soon as both pause.
     pub(crate) fn alive(&self) -> usize {
-        let count = |spawned: u64, gone: u64| {
-            usize::try_from(spawned.saturating_sub(gone)).unwrap_or(usize::MAX)
-        };
         let mut spawned = self.spawned.0.load(Ordering::SeqCst);
         let mut gone = self.gone.0.load(Ordering::SeqCst);
         let mut reads = 0;
@@ -174,12 +171,12 @@ impl Cohort {
             let spawned_after = self.spawned.0.load(Ordering::SeqCst);
             if spawned_after == spawned {
                 // No spawn while `gone` was read: right as of that read.
-                return count(spawned, gone);
+                return count_alive(spawned, gone);
             }
             let gone_after = self.gone.0.load(Ordering::SeqCst);
             if gone_after == gone {
                 // No end while `spawned_after` was read: right as of that read.
-                return count(spawned_after, gone);
+                return count_alive(spawned_after, gone);
             }
             (spawned, gone) = (spawned_after, gone_after);
             reads += 1;

@@ -27,6 +27,11 @@ thread_local! {
     static THREAD_HINT: usize = NEXT_THREAD_HINT.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Tasks alive from monotonic counts of spawns and ends (read ends first: see `CheckCore::live`).
+pub(crate) fn count_alive(spawned: u64, finished: u64) -> usize {
+    usize::try_from(spawned.saturating_sub(finished)).unwrap_or(usize::MAX)
+}
+
 /// A number for this thread, unique in the process (0 once its thread-locals are gone).
 pub(crate) fn thread_hint() -> usize {
     unique_thread_hint().unwrap_or(0)
@@ -269,15 +274,13 @@ impl CheckCore {
     /// Background tasks are not counted here: see [`CheckCore::live_background`].
     pub(crate) fn live(&self) -> usize {
         let finished = self.sum(|s| &s.finished);
-        let spawned = self.sum(|s| &s.spawned);
-        usize::try_from(spawned.saturating_sub(finished)).unwrap_or(usize::MAX)
+        count_alive(self.sum(|s| &s.spawned), finished)
     }
 
     /// Background tasks of this check still alive, read the same way as [`CheckCore::live`].
     pub(crate) fn live_background(&self) -> usize {
         let finished = self.sum(|s| &s.background_finished);
-        let spawned = self.sum(|s| &s.background_spawned);
-        usize::try_from(spawned.saturating_sub(finished)).unwrap_or(usize::MAX)
+        count_alive(self.sum(|s| &s.background_spawned), finished)
     }
 
     fn sum(&self, counter: impl Fn(&Shard) -> &AtomicU64) -> u64 {
