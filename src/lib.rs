@@ -40,21 +40,11 @@
 // Without `tracking` nothing is ever registered, so the bookkeeping below is unused.
 #![cfg_attr(not(feature = "tracking"), allow(dead_code))]
 
-mod allow;
 mod check;
-mod clock;
-mod cohort;
 mod config;
-mod dump;
-mod export;
-#[cfg(tokio_unstable)]
-mod hooks;
-mod ownership;
-mod registry;
 mod report;
 mod spawn;
-mod task;
-mod wait;
+mod tracking;
 
 #[doc(hidden)]
 #[path = "private.rs"]

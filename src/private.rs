@@ -13,10 +13,10 @@ pub use tokio;
 
 use crate::check::Check;
 use crate::config::{Mode, PerTest, Settings};
-use crate::export;
-use crate::ownership::{self, Owner};
+use crate::report::export;
+use crate::tracking::ownership::{self, Owner};
 use crate::report::LeakReport;
-use crate::wait::{self, TimeLimited};
+use crate::check::wait::{self, TimeLimited};
 
 /// How long a runtime that leak-check built gets to shut down; a `spawn_blocking` closure that
 /// never returns would otherwise hang the test forever.
@@ -127,7 +127,7 @@ pub fn run_test<T>(
 ) -> T {
     let settings = Settings::resolve(&options.per_test);
     #[cfg(tokio_unstable)]
-    let hooks = crate::hooks::Hooks::install(&mut builder);
+    let hooks = crate::check::hooks::Hooks::install(&mut builder);
     let runtime = builder
         .build()
         .unwrap_or_else(|error| panic!("leak-check: cannot build the test's runtime: {error}"));
@@ -381,13 +381,13 @@ pub mod bench {
 
     use crate::check::Check;
     use crate::config::DEFAULT_GRACE;
-    use crate::ownership::Registration;
+    use crate::tracking::ownership::Registration;
     use crate::report::ReportKind;
-    use crate::task::{TaskKind, TaskRecord};
+    use crate::tracking::task::{TaskKind, TaskRecord};
 
     /// Reads the clock task records read on every poll that returns `Pending`.
     pub fn record_clock() -> u64 {
-        crate::clock::now()
+        crate::tracking::clock::now()
     }
 
     /// A check with `tasks` stragglers spread evenly over `sites`, as if the grace period had

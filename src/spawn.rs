@@ -9,7 +9,7 @@ use tokio::runtime::Handle;
 use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 
 #[cfg(feature = "tracking")]
-use crate::{
+use crate::tracking::{
     cohort::Cohort,
     ownership::{self, Registration, Tracked},
     task::{TaskKind, TaskRecord},
@@ -330,7 +330,7 @@ impl Builder {
 #[inline]
 fn tracked<R>(spawn: impl FnOnce() -> R) -> R {
     #[cfg(tokio_unstable)]
-    return crate::hooks::as_tracked(spawn);
+    return crate::check::hooks::as_tracked(spawn);
     #[cfg(not(tokio_unstable))]
     spawn()
 }

@@ -51,7 +51,7 @@ where_taskdump! {
     pub(crate) async fn traces(handle: &Handle) -> HashMap<Id, String> {
         use std::time::{Duration, Instant};
         const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
-        let dump = crate::wait::TimeLimited::new(handle.dump(), Instant::now() + DUMP_TIMEOUT).await;
+        let dump = crate::check::wait::TimeLimited::new(handle.dump(), Instant::now() + DUMP_TIMEOUT).await;
         dump.map(|dump| {
             dump.tasks()
                 .iter()

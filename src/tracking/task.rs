@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use tokio::task::AbortHandle;
 
-use crate::clock;
-use crate::cohort::Cohort;
-use crate::ownership::Owner;
-use crate::registry::CheckCore;
+use crate::tracking::clock;
+use crate::tracking::cohort::Cohort;
+use crate::tracking::ownership::Owner;
+use crate::tracking::registry::CheckCore;
 
 /// Chains longer than this are cut, so a task that re-spawns itself forever does not keep an
 /// ever-growing list of ancestors alive.
@@ -214,7 +214,7 @@ impl TaskRecord {
 
     /// Remembers tokio's id for the task, where task dumps can use it (see `dump`).
     pub(crate) fn note_task_id(&self, id: Option<tokio::task::Id>) {
-        if crate::dump::ENABLED {
+        if crate::check::dump::ENABLED {
             if let Some(id) = id {
                 let _ = self.task_id.set(id);
             }
@@ -278,7 +278,7 @@ impl TaskRecord {
     }
 
     pub(crate) fn poll_started(&self) {
-        if crate::dump::ENABLED && self.task_id.get().is_none() {
+        if crate::check::dump::ENABLED && self.task_id.get().is_none() {
             self.note_task_id(tokio::task::try_id());
         }
         self.woken.store(false, Ordering::SeqCst);

@@ -13,8 +13,8 @@ use std::task::Waker;
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
-use crate::cohort::{Cohort, CohortKey};
-use crate::task::TaskRecord;
+use crate::tracking::cohort::{Cohort, CohortKey};
+use crate::tracking::task::TaskRecord;
 
 static SHARD_COUNT: Lazy<usize> = Lazy::new(|| {
     let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
@@ -349,8 +349,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::CheckCore;
-    use crate::ownership::{Owner, Registration};
-    use crate::task::{TaskKind, TaskRecord};
+    use crate::tracking::ownership::{Owner, Registration};
+    use crate::tracking::task::{TaskKind, TaskRecord};
 
     impl CheckCore {
         /// Cohorts in the check's map.

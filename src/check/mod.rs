@@ -1,19 +1,24 @@
 //! The check that runs when a test body ends: wait for the test's own tasks, then report and
 //! abort whatever is still alive, and stop its background work.
 
+pub(crate) mod dump;
+#[cfg(tokio_unstable)]
+pub(crate) mod hooks;
+pub(crate) mod wait;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, RuntimeMetrics};
 
-use crate::allow::AllowList;
-use crate::clock;
-use crate::cohort::Cohort;
-use crate::ownership::Owner;
-use crate::registry::CheckCore;
+use crate::config::allow::AllowList;
+use crate::tracking::clock;
+use crate::tracking::cohort::Cohort;
+use crate::tracking::ownership::Owner;
+use crate::tracking::registry::CheckCore;
 use crate::report::{LeakReport, ReportKind, Straggler};
-use crate::task::{TaskKind, TaskRecord};
-use crate::wait::Until;
+use crate::tracking::task::{TaskKind, TaskRecord};
+use crate::check::wait::Until;
 
 /// How often tokio's alive-task count is re-read while settling; it cannot wake anyone.
 const RECOUNT_EVERY: Duration = Duration::from_millis(5);
@@ -214,10 +219,10 @@ impl Check {
 
     /// Each straggler's async backtrace, where task dumps are available.
     async fn add_traces(&self, report: &mut LeakReport) {
-        let Some(runtime) = self.runtime.as_ref().filter(|_| crate::dump::ENABLED) else {
+        let Some(runtime) = self.runtime.as_ref().filter(|_| crate::check::dump::ENABLED) else {
             return;
         };
-        let mut traces = crate::dump::traces(&runtime.handle).await;
+        let mut traces = crate::check::dump::traces(&runtime.handle).await;
         for straggler in &mut report.stragglers {
             straggler.trace = straggler
                 .task_id

@@ -1,9 +1,11 @@
 //! The settings of one checked test: its own arguments, then the environment, then defaults.
 
+pub(crate) mod allow;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::allow::AllowList;
+use crate::config::allow::AllowList;
 
 /// The grace period when neither the test nor the environment sets one.
 pub const DEFAULT_GRACE: Duration = Duration::from_millis(100);

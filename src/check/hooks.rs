@@ -13,9 +13,9 @@ use parking_lot::Mutex;
 use tokio::runtime::TaskMeta;
 use tokio::task::Id;
 
-use crate::ownership::{self, Entered, Owner, Registration};
-use crate::registry::CheckCore;
-use crate::task::{TaskKind, TaskRecord};
+use crate::tracking::ownership::{self, Entered, Owner, Registration};
+use crate::tracking::registry::CheckCore;
+use crate::tracking::task::{TaskKind, TaskRecord};
 
 /// A plain task being polled on this thread, and the owner entered for it.
 type Polling = Option<(Arc<TaskRecord>, Entered)>;

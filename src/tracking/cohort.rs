@@ -19,9 +19,9 @@ use std::panic::Location;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
-use crate::ownership::Owner;
-use crate::registry::{count_alive, unique_thread_hint, CheckCore};
-use crate::task::{Origin, Parent, ParentRef, TaskRecord};
+use crate::tracking::ownership::Owner;
+use crate::tracking::registry::{count_alive, unique_thread_hint, CheckCore};
+use crate::tracking::task::{Origin, Parent, ParentRef, TaskRecord};
 
 pub(crate) struct Cohort {
     pub(crate) check: Arc<CheckCore>,
@@ -277,9 +277,9 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::Cohort;
-    use crate::ownership::{enter, Owner, Registration};
-    use crate::registry::CheckCore;
-    use crate::task::{TaskKind, TaskRecord};
+    use crate::tracking::ownership::{enter, Owner, Registration};
+    use crate::tracking::registry::CheckCore;
+    use crate::tracking::task::{TaskKind, TaskRecord};
 
     /// One link of a chain: spawns the next link, from its first poll or after yielding (and so
     /// from a cohort or from a record), and ends. The last one says so before it ends.

@@ -1,13 +1,15 @@
 //! The leak report: what leaked, grouped by spawn site, and what to do about it.
 
+pub(crate) mod export;
+
 use std::collections::HashMap;
 use std::fmt::{self, Display, Formatter};
 use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cohort::Cohort;
-use crate::task::{Parent, TaskKind, TaskRecord, TaskState};
+use crate::tracking::cohort::Cohort;
+use crate::tracking::task::{Parent, TaskKind, TaskRecord, TaskState};
 
 /// Sites beyond this many are summed up in one line, so a huge leak stays readable.
 const MAX_SITES: usize = 20;
@@ -30,7 +32,7 @@ pub(crate) struct Straggler {
 
 impl Straggler {
     /// Describes a record held once by the caller (in a snapshot).
-    /// `now` is a reading of [`clock::precise_now`](crate::clock::precise_now).
+    /// `now` is a reading of [`clock::precise_now`](crate::tracking::clock::precise_now).
     pub(crate) fn describe(record: &Arc<TaskRecord>, now: u64) -> Straggler {
         let activity = record.activity(now, 1);
         Straggler {

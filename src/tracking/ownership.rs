@@ -10,9 +10,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use crate::cohort::{self, Cohort};
-use crate::registry::CheckCore;
-use crate::task::{Lineage, ParentRef, TaskRecord};
+use crate::tracking::cohort::{self, Cohort};
+use crate::tracking::registry::CheckCore;
+use crate::tracking::task::{Lineage, ParentRef, TaskRecord};
 
 #[derive(Clone)]
 pub(crate) enum Owner {
