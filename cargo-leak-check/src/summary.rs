@@ -1,0 +1,507 @@
+//! The summary of a run: sites ranked by how many tests leak there, totals, baseline entries
+//! that no longer leak, and the tests that failed for other reasons; as text for the terminal
+//! and as Markdown for a CI job's summary page.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use crate::baseline::{position, Baseline, Entry, Sources};
+use crate::outcome::Outcome;
+use crate::report::Report;
+
+/// How many tests a site lists by name before it says how many more.
+const TESTS_SHOWN: usize = 3;
+
+/// One test leaking at one site.
+#[derive(Debug, Clone)]
+struct Leak {
+    test: String,
+    tasks: u64,
+    states: BTreeMap<String, u64>,
+    chains: Vec<Vec<String>>,
+    entry: Entry,
+}
+
+/// The leaks at one site, across tests.
+#[derive(Debug)]
+pub struct SiteRow {
+    /// `file:line:column`, or a description of plain tasks without a site.
+    pub site: String,
+    /// The spawn call's text, when it could be read.
+    pub call: Option<String>,
+    pub tests: Vec<String>,
+    pub tasks: u64,
+    pub states: BTreeMap<String, u64>,
+    pub chain: Option<Vec<String>>,
+    pub new: usize,
+    pub known: usize,
+}
+
+/// Everything the summary shows, and the verdict.
+#[derive(Debug)]
+pub struct Summary {
+    pub sites: Vec<SiteRow>,
+    /// Every leak of the run, as baseline entries.
+    pub entries: BTreeSet<Entry>,
+    pub leaking_tests: usize,
+    pub tasks: u64,
+    pub new: usize,
+    pub known: usize,
+    pub baseline: Option<String>,
+    /// Baseline entries that no longer leak.
+    pub fixed: Vec<Entry>,
+    /// Baseline entries whose test did not run here (a partial run): neither fixed nor known.
+    pub not_run: usize,
+    /// Whether the run's outcome was known (a run, not a `summary` of report files).
+    pub failures_known: bool,
+    /// Tests that failed for other reasons than a leak (with a note where there is one).
+    pub other_failures: Vec<String>,
+}
+
+impl Summary {
+    /// Builds the summary from the reports of a run, the baseline if any, and, for a run of the
+    /// suite (not for `summary`), which tests failed and which ran.
+    pub fn build(
+        reports: &[Report],
+        baseline: Option<&Baseline>,
+        outcome: Option<&Outcome>,
+        sources: &mut Sources,
+    ) -> Summary {
+        // One leak per test and site; a test reported twice (a retry) counts once.
+        let mut leaks: BTreeMap<(String, String), Leak> = BTreeMap::new();
+        let mut timed_out: BTreeMap<String, Option<u64>> = BTreeMap::new();
+        let mut calls: BTreeMap<String, Option<String>> = BTreeMap::new();
+        for report in reports {
+            if report.timed_out() {
+                timed_out.insert(report.test.clone(), report.timeout_ms);
+                continue;
+            }
+            for site in &report.sites {
+                let read = sources.call(&site.file, site.line, site.column);
+                calls
+                    .entry(site.site.clone())
+                    .or_insert_with(|| read.clone());
+                let call = read.unwrap_or_else(|| position(site.line, site.column));
+                let leak = Leak {
+                    test: report.test.clone(),
+                    tasks: site.count,
+                    states: site.states.clone(),
+                    chains: site.chains.clone(),
+                    entry: Entry {
+                        test: report.test.clone(),
+                        file: site.file.clone(),
+                        call,
+                    },
+                };
+                merge(&mut leaks, site.site.clone(), leak);
+            }
+            if report.untracked > 0 {
+                let leak = Leak {
+                    test: report.test.clone(),
+                    tasks: report.untracked,
+                    states: BTreeMap::new(),
+                    chains: Vec::new(),
+                    entry: Entry::untracked(&report.test),
+                };
+                merge(&mut leaks, UNTRACKED_SITE.to_owned(), leak);
+            }
+        }
+
+        let known_entries = baseline.map(|b| &b.entries);
+        let is_known = |entry: &Entry| known_entries.is_some_and(|k| k.contains(entry));
+        let mut by_site: BTreeMap<String, SiteRow> = BTreeMap::new();
+        let mut entries = BTreeSet::new();
+        let mut leaking_tests = BTreeSet::new();
+        let (mut new, mut known, mut tasks) = (0, 0, 0);
+        for ((_, site), leak) in &leaks {
+            let row = by_site.entry(site.clone()).or_insert_with(|| SiteRow {
+                site: site.clone(),
+                call: calls.get(site).cloned().flatten(),
+                tests: Vec::new(),
+                tasks: 0,
+                states: BTreeMap::new(),
+                chain: None,
+                new: 0,
+                known: 0,
+            });
+            row.tests.push(leak.test.clone());
+            row.tasks += leak.tasks;
+            for (state, n) in &leak.states {
+                *row.states.entry(state.clone()).or_default() += n;
+            }
+            // The shortest chain seen, as the example.
+            for chain in &leak.chains {
+                if row.chain.as_ref().is_none_or(|c| chain.len() < c.len()) {
+                    row.chain = Some(chain.clone());
+                }
+            }
+            if is_known(&leak.entry) {
+                row.known += 1;
+                known += 1;
+            } else {
+                row.new += 1;
+                new += 1;
+            }
+            tasks += leak.tasks;
+            leaking_tests.insert(leak.test.clone());
+            entries.insert(leak.entry.clone());
+        }
+        let mut sites: Vec<SiteRow> = by_site.into_values().collect();
+        for row in &mut sites {
+            row.tests.sort();
+            row.tests.dedup();
+        }
+        sites.sort_by(|a, b| {
+            (b.tests.len(), b.tasks)
+                .cmp(&(a.tests.len(), a.tasks))
+                .then_with(|| a.site.cmp(&b.site))
+        });
+
+        // Baseline entries that did not leak: fixed if their test ran (or if which tests ran is
+        // not known), otherwise not run here.
+        let mut fixed = Vec::new();
+        let mut not_run = 0;
+        if let Some(baseline) = baseline {
+            for entry in baseline.entries.difference(&entries) {
+                let ran = outcome.is_none_or(|o| o.ran_is_unknown() || o.ran(&entry.test));
+                if ran {
+                    fixed.push(entry.clone());
+                } else {
+                    not_run += 1;
+                }
+            }
+        }
+
+        let mut other_failures = Vec::new();
+        let leaked = |test: &str| leaks.keys().any(|(t, _)| t == test);
+        if let Some(outcome) = outcome {
+            for id in &outcome.failed {
+                let full = id.full();
+                if leaked(&full) || leaked(&id.name) {
+                    continue;
+                }
+                let timeout = timed_out.get(&full).or_else(|| timed_out.get(&id.name));
+                match timeout {
+                    Some(ms) => other_failures.push(format!("{full} ({})", timed_out_note(*ms))),
+                    None => other_failures.push(full),
+                }
+            }
+            other_failures.extend(outcome.unexplained.iter().cloned());
+        } else {
+            // From reports alone, only the hangs are known failures.
+            for (test, ms) in &timed_out {
+                other_failures.push(format!("{test} ({})", timed_out_note(*ms)));
+            }
+        }
+
+        Summary {
+            sites,
+            entries,
+            leaking_tests: leaking_tests.len(),
+            tasks,
+            new,
+            known,
+            baseline: baseline.map(|b| b.path.display().to_string()),
+            fixed,
+            not_run,
+            failures_known: outcome.is_some(),
+            other_failures,
+        }
+    }
+
+    /// Whether the run fails: a test failed for another reason, or a leak is not known.
+    /// `all_leaks_known` is for `--write-baseline`, which makes every leak of the run known.
+    pub fn fails(&self, all_leaks_known: bool) -> bool {
+        !self.other_failures.is_empty() || (self.new > 0 && !all_leaks_known)
+    }
+
+    fn headline(&self) -> String {
+        if self.sites.is_empty() {
+            return "no test leaked".to_owned();
+        }
+        let mut line = format!(
+            "{} leaked {} at {}",
+            plural(self.leaking_tests, "test"),
+            plural_u64(self.tasks, "task"),
+            plural(self.sites.len(), "site"),
+        );
+        if self.baseline.is_some() {
+            let _ = write!(line, " ({} new, {} known)", self.new, self.known);
+        }
+        line
+    }
+
+    fn verdict(&self, written: Option<&str>) -> String {
+        let mut reasons = Vec::new();
+        if self.new > 0 && written.is_none() {
+            reasons.push(plural(self.new, "new leak"));
+        }
+        if !self.other_failures.is_empty() {
+            reasons.push(plural(self.other_failures.len(), "other failure"));
+        }
+        let mut verdict = if reasons.is_empty() {
+            "ok".to_owned()
+        } else {
+            format!("FAILED: {}", reasons.join(", "))
+        };
+        if let Some(path) = written {
+            let _ = write!(
+                verdict,
+                " (wrote {} to {path})",
+                plural(self.entries.len(), "baseline entry")
+            );
+        }
+        verdict
+    }
+
+    /// The summary for the terminal. `written` is the baseline file just written, if any.
+    pub fn to_text(&self, written: Option<&str>) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "leak-check: {}", self.headline());
+        for (rank, row) in self.sites.iter().enumerate() {
+            let label = if self.baseline.is_some() || row.new > 0 {
+                format!("  [{}]", row.label())
+            } else {
+                String::new()
+            };
+            let _ = writeln!(out, "\n  {}. {}{label}", rank + 1, row.site);
+            if let Some(call) = &row.call {
+                let _ = writeln!(out, "     spawn: {call}");
+            }
+            let states = row.states_text();
+            let _ = writeln!(
+                out,
+                "     {} in {}{}",
+                plural_u64(row.tasks, "task"),
+                plural(row.tests.len(), "test"),
+                if states.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {states}")
+                }
+            );
+            if let Some(chain) = &row.chain {
+                let _ = writeln!(out, "     spawned by: {}", chain_text(chain));
+            }
+            let _ = writeln!(out, "     tests: {}", tests_text(&row.tests, |t| t.to_owned()));
+        }
+        let _ = writeln!(out, "\ntotals: {}", self.totals());
+        if !self.fixed.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nfixed: {} no longer leak{}; delete {} from {}:",
+                plural(self.fixed.len(), "baseline entry"),
+                if self.fixed.len() == 1 { "s" } else { "" },
+                if self.fixed.len() == 1 { "it" } else { "them" },
+                self.baseline.as_deref().unwrap_or("the baseline")
+            );
+            for entry in &self.fixed {
+                let _ = writeln!(out, "    {}", entry.to_line());
+            }
+        }
+        if self.failures_known {
+            if !self.other_failures.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "\nfailed for other reasons than a leak ({}):",
+                    self.other_failures.len()
+                );
+                for failure in &self.other_failures {
+                    let _ = writeln!(out, "    {failure}");
+                }
+            }
+        } else {
+            let _ = writeln!(
+                out,
+                "\nother failures: not known from reports alone (they list leaks and hangs only){}",
+                if self.other_failures.is_empty() {
+                    ""
+                } else {
+                    "; these tests hung:"
+                }
+            );
+            for failure in &self.other_failures {
+                let _ = writeln!(out, "    {failure}");
+            }
+        }
+        let _ = writeln!(out, "\nleak-check: {}", self.verdict(written));
+        out
+    }
+
+    fn totals(&self) -> String {
+        let mut parts = vec![format!(
+            "{} ({} at a site) in {}, {}",
+            plural(self.entries.len(), "leak"),
+            "a test leaking",
+            plural(self.leaking_tests, "test"),
+            plural_u64(self.tasks, "task")
+        )];
+        if self.baseline.is_some() {
+            parts.push(format!("{} new, {} known", self.new, self.known));
+            parts.push(format!("{} fixed", self.fixed.len()));
+            if self.not_run > 0 {
+                parts.push(format!(
+                    "{} for tests that did not run",
+                    plural(self.not_run, "baseline entry")
+                ));
+            }
+        }
+        if self.failures_known {
+            parts.push(format!(
+                "{} failed for other reasons",
+                plural(self.other_failures.len(), "test")
+            ));
+        }
+        parts.join("; ")
+    }
+
+    /// The summary as Markdown, for `GITHUB_STEP_SUMMARY`.
+    pub fn to_markdown(&self, written: Option<&str>) -> String {
+        let mut out = String::from("### leak-check\n\n");
+        let _ = writeln!(
+            out,
+            "**{}**: {}.\n",
+            self.verdict(written),
+            self.headline()
+        );
+        if !self.sites.is_empty() {
+            out.push_str("| site | tests | tasks | states | baseline |\n");
+            out.push_str("| --- | --- | ---: | --- | --- |\n");
+            for row in &self.sites {
+                let site = match &row.call {
+                    Some(call) => format!("{}<br>{}", code(&row.site), code(call)),
+                    None => code(&row.site),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {}: {} | {} | {} | {} |",
+                    site,
+                    row.tests.len(),
+                    tests_text(&row.tests, code),
+                    row.tasks,
+                    cell(&row.states_text()),
+                    row.label()
+                );
+            }
+            out.push('\n');
+        }
+        let _ = writeln!(out, "Totals: {}.\n", cell(&self.totals()));
+        if !self.fixed.is_empty() {
+            let _ = writeln!(
+                out,
+                "Fixed (in the baseline {}, no longer leaking; delete them from it):\n",
+                code(self.baseline.as_deref().unwrap_or(""))
+            );
+            for entry in &self.fixed {
+                let _ = writeln!(out, "- {}", code(&entry.to_line()));
+            }
+            out.push('\n');
+        }
+        if self.failures_known {
+            if !self.other_failures.is_empty() {
+                out.push_str("Failed for other reasons than a leak:\n\n");
+                for failure in &self.other_failures {
+                    let _ = writeln!(out, "- {}", code(failure));
+                }
+                out.push('\n');
+            }
+        } else {
+            out.push_str(
+                "Other failures are not known from reports alone (they list leaks and hangs only).\n\n",
+            );
+            for failure in &self.other_failures {
+                let _ = writeln!(out, "- {} hung", code(failure));
+            }
+        }
+        out
+    }
+}
+
+/// The pseudo-site of tasks spawned with plain `tokio::spawn`, whose site is unknown.
+const UNTRACKED_SITE: &str = "plain tokio::spawn, site unknown (build with --cfg tokio_unstable to see it)";
+
+fn merge(leaks: &mut BTreeMap<(String, String), Leak>, site: String, leak: Leak) {
+    let key = (leak.test.clone(), site);
+    match leaks.get_mut(&key) {
+        Some(old) if old.tasks >= leak.tasks => {}
+        Some(old) => *old = leak,
+        None => {
+            leaks.insert(key, leak);
+        }
+    }
+}
+
+impl SiteRow {
+    fn label(&self) -> String {
+        match (self.new, self.known) {
+            (_, 0) => "new".to_owned(),
+            (0, _) => "known".to_owned(),
+            (new, known) => format!("{new} new, {known} known"),
+        }
+    }
+
+    /// States by count, most first: `2 waiting, 1 busy`.
+    fn states_text(&self) -> String {
+        let mut states: Vec<(&String, &u64)> = self.states.iter().collect();
+        states.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        states
+            .iter()
+            .map(|(state, n)| format!("{n} {}", state.replace('_', " ")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn chain_text(chain: &[String]) -> String {
+    let mut links = vec!["test body".to_owned()];
+    links.extend(chain.iter().map(|site| {
+        if site == "..." {
+            "...".to_owned()
+        } else {
+            format!("task spawned at {site}")
+        }
+    }));
+    links.join(" -> ")
+}
+
+fn tests_text(tests: &[String], show: impl Fn(&str) -> String) -> String {
+    let shown: Vec<String> = tests.iter().take(TESTS_SHOWN).map(|t| show(t)).collect();
+    let mut text = shown.join(", ");
+    if tests.len() > TESTS_SHOWN {
+        let _ = write!(text, " and {} more", tests.len() - TESTS_SHOWN);
+    }
+    text
+}
+
+fn timed_out_note(ms: Option<u64>) -> String {
+    match ms {
+        Some(ms) => format!("timed out after {ms} ms: leak-check's hang guard"),
+        None => "timed out: leak-check's hang guard".to_owned(),
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    plural_u64(n as u64, word)
+}
+
+fn plural_u64(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else if let Some(stem) = word.strip_suffix("entry") {
+        format!("{n} {stem}entries")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// Text as a Markdown code span inside a table cell.
+fn code(text: &str) -> String {
+    let fence = if text.contains('`') { "`` " } else { "`" };
+    let closing = if text.contains('`') { " ``" } else { "`" };
+    format!("{fence}{}{closing}", text.replace('|', "\\|"))
+}
+
+/// Plain text inside a table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
