@@ -83,11 +83,38 @@ impl<T> Options<T> {
         self
     }
 
-    /// The name libtest shows: the module path without the crate, then the function.
+    /// The name libtest shows: the module path without the crate, then the function. The
+    /// human report uses it: it is what `cargo test` prints and filters by.
     fn test_name(&self) -> String {
         match self.module_path.split_once("::") {
             Some((_crate, path)) => format!("{path}::{}", self.name),
             None => self.name.to_owned(),
+        }
+    }
+
+    /// The full path, crate (test binary) first: `client::tests::get_set`. The JSON report uses
+    /// it, where tests of several binaries with the same name must be told apart.
+    fn test_path(&self) -> String {
+        format!("{}::{}", self.module_path, self.name)
+    }
+
+    /// The test's settings; when the environment holds a value that means nothing, the test
+    /// fails with a message saying so, before its body runs. A `#[should_panic]` test cannot
+    /// be failed by a panic: it prints the message and returns normally instead, as a leak
+    /// does.
+    #[track_caller]
+    fn settings(&self) -> Result<Settings, T> {
+        match Settings::resolve(self.test_path(), &self.per_test) {
+            Ok(settings) => Ok(settings),
+            Err(message) => match self.return_instead_of_panic {
+                Some(return_normally) => {
+                    eprintln!(
+                        "{message}\n\nleak-check: this test expects a panic; leak-check fails it by returning normally instead."
+                    );
+                    Err(return_normally())
+                }
+                None => panic!("{message}"),
+            },
         }
     }
 
@@ -125,7 +152,10 @@ pub fn run_test<T>(
     options: Options<T>,
     body: impl Future<Output = T>,
 ) -> T {
-    let settings = Settings::resolve(&options.per_test);
+    let settings = match options.settings() {
+        Ok(settings) => settings,
+        Err(output) => return output,
+    };
     #[cfg(tokio_unstable)]
     let hooks = crate::check::hooks::Hooks::install(&mut builder);
     let runtime = builder
@@ -146,7 +176,10 @@ pub fn run_test<T>(
 
 /// Checks an async test whose runtime someone else runs (another test attribute).
 pub async fn check_async<T>(options: Options<T>, body: impl Future<Output = T>) -> T {
-    let settings = Settings::resolve(&options.per_test);
+    let settings = match options.settings() {
+        Ok(settings) => settings,
+        Err(output) => return output,
+    };
     if settings.mode == Mode::Off {
         return body.await;
     }
@@ -163,7 +196,10 @@ pub async fn check_async<T>(options: Options<T>, body: impl Future<Output = T>) 
 /// while it waits, and a current-thread runtime cannot be waited on at all.
 #[track_caller]
 pub fn check_sync<T>(options: Options<T>, body: impl FnOnce() -> T) -> T {
-    let settings = Settings::resolve(&options.per_test);
+    let settings = match options.settings() {
+        Ok(settings) => settings,
+        Err(output) => return output,
+    };
     if settings.mode == Mode::Off {
         return body();
     }
@@ -262,7 +298,7 @@ fn verdict<T>(finished: Finished<T>, settings: &Settings, options: Options<T>) -
 /// The report for machines and CI, where the environment asks for it.
 fn publish(report: &LeakReport, settings: &Settings) {
     if let Some(path) = &settings.report_file {
-        if let Err(error) = export::append_line(path, &export::to_json(report, settings.mode)) {
+        if let Err(error) = export::append_line(path, &export::to_json(report, settings)) {
             eprintln!("leak-check: cannot append to {}: {error}", path.display());
         }
     }
@@ -289,12 +325,15 @@ fn print_uncaptured_stdout(text: &str) {
     let _ = out.flush();
 }
 
-/// Colours a report printed straight to a terminal: never with `NO_COLOR`, never into a pipe or
-/// file. Panic messages are never coloured: harnesses capture them and `should_panic` matches
-/// them.
+/// Colours a report printed straight to stderr when it is a terminal, or with `CLICOLOR_FORCE`
+/// (CI logs that show colour); never with `NO_COLOR` (see [`crate::config::wants_color`]).
+/// Panic messages are never coloured: harnesses capture them and `should_panic` matches them.
 fn paint(report: &str) -> String {
-    let wants_color = std::io::stderr().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let wants_color = crate::config::wants_color(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::env::var_os("CLICOLOR_FORCE").as_deref(),
+    );
     if !wants_color {
         return report.to_owned();
     }

@@ -2,6 +2,7 @@
 
 pub(crate) mod allow;
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,19 +11,21 @@ use crate::config::allow::AllowList;
 /// The grace period when neither the test nor the environment sets one.
 pub const DEFAULT_GRACE: Duration = Duration::from_millis(100);
 
-/// The environment variable that sets the grace period, in milliseconds, for a whole run.
+/// The grace period for a whole run: milliseconds (`250`) or a duration with its unit (`250ms`,
+/// `1.5s`, `2m`).
 pub const GRACE_ENV: &str = "LEAK_CHECK_GRACE_MS";
-/// `fail` (the default), `warn` (print the report, pass the test) or `off`.
+/// `fail` (the default), `warn` (print the report, pass the test) or `off`, in any case.
 pub const MODE_ENV: &str = "LEAK_CHECK";
-/// The hang guard for a whole run, in milliseconds: an async test whose body runs longer fails
-/// with its live tasks.
+/// The hang guard for a whole run, as [`GRACE_ENV`] takes it: an async test whose body runs
+/// longer fails with its live tasks.
 pub const TIMEOUT_ENV: &str = "LEAK_CHECK_TIMEOUT_MS";
 /// Spawn sites never reported, comma-separated: path prefixes or globs.
 pub const ALLOW_SITES_ENV: &str = "LEAK_CHECK_ALLOW_SITES";
 /// Task names never reported, comma-separated: names or globs.
 pub const ALLOW_NAMES_ENV: &str = "LEAK_CHECK_ALLOW_NAMES";
-/// `1` or `true`: do not count tasks spawned with plain `tokio::spawn` whose sites are unknown
-/// (a dependency's own background tasks, without `--cfg tokio_unstable`).
+/// `1`, `true`, `yes` or `on` (or `0`, `false`, `no`, `off`), in any case: whether tasks spawned
+/// with plain `tokio::spawn` whose sites are unknown (a dependency's own background tasks,
+/// without `--cfg tokio_unstable`) are left out of the check.
 pub const ALLOW_UNTRACKED_ENV: &str = "LEAK_CHECK_ALLOW_UNTRACKED";
 /// A file to which every leaking test appends its report as one line of JSON.
 pub const REPORT_ENV: &str = "LEAK_CHECK_REPORT";
@@ -59,49 +62,65 @@ pub(crate) struct PerTest {
 }
 
 /// Everything that decides how one test is checked and reported.
+#[derive(Debug)]
 pub(crate) struct Settings {
+    /// The test's full path, crate (test binary) first: `client::tests::get_set`. Reports for
+    /// machines use it, where tests of several binaries meet.
+    pub(crate) test_path: String,
     pub(crate) mode: Mode,
     pub(crate) grace: Duration,
     pub(crate) timeout: Option<Duration>,
     pub(crate) allow: AllowList,
     pub(crate) report_file: Option<PathBuf>,
-    /// Print GitHub Actions annotations, with paths relative to this workspace when known.
+    /// Print GitHub Actions annotations, with paths relative to this repository when known.
     pub(crate) github: Option<Option<PathBuf>>,
 }
 
 impl Settings {
-    pub(crate) fn resolve(per_test: &PerTest) -> Settings {
-        Settings::resolve_with(per_test, |key| std::env::var(key).ok())
+    /// The settings of the test `test_path`, from its attribute and the environment; `Err` with
+    /// a message for the test's failure when a variable has a value that means nothing.
+    pub(crate) fn resolve(test_path: String, per_test: &PerTest) -> Result<Settings, String> {
+        Settings::resolve_with(test_path, per_test, |key| std::env::var(key).ok())
     }
 
-    /// The test's own arguments win over the environment; allow-lists add up.
+    /// The test's own arguments win over the environment; allow-lists add up. Every variable is
+    /// read and checked even where the test's own argument wins: a mistyped value would
+    /// otherwise go unnoticed until the day it is used. An empty value counts as unset.
     pub(crate) fn resolve_with(
+        test_path: String,
         per_test: &PerTest,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Settings {
-        let millis = |key: &str| {
-            let value = env(key)?;
-            match value.trim().parse::<u64>() {
-                Ok(ms) => Some(Duration::from_millis(ms)),
-                Err(_) => {
-                    warn(&format!(
-                        "ignoring {key}={value:?}: expected whole milliseconds, such as 250"
-                    ));
-                    None
-                }
-            }
-        };
-        let mode = match env(MODE_ENV).as_deref().map(str::trim) {
-            None | Some("" | "fail") => Mode::Fail,
-            Some("warn") => Mode::Warn,
-            Some("off") => Mode::Off,
-            Some(other) => {
-                warn(&format!(
-                    "ignoring {MODE_ENV}={other:?}: expected fail, warn or off"
-                ));
-                Mode::Fail
-            }
-        };
+    ) -> Result<Settings, String> {
+        let mut errors: Vec<String> = Vec::new();
+        let errs = &mut errors;
+        let mode = read(&env, errs, MODE_ENV, parse_mode, MODE_EXPECTED, "warn");
+        let grace = read(
+            &env,
+            errs,
+            GRACE_ENV,
+            parse_duration,
+            DURATION_EXPECTED,
+            "250ms",
+        );
+        let timeout = read(
+            &env,
+            errs,
+            TIMEOUT_ENV,
+            parse_duration,
+            DURATION_EXPECTED,
+            "30s",
+        );
+        let untracked = read(
+            &env,
+            errs,
+            ALLOW_UNTRACKED_ENV,
+            parse_switch,
+            SWITCH_EXPECTED,
+            "1",
+        );
+        if !errors.is_empty() {
+            return Err(errors.join("\n"));
+        }
         let list = |key: &str| -> Vec<String> {
             env(key)
                 .map(|v| {
@@ -117,31 +136,98 @@ impl Settings {
         sites.extend(list(ALLOW_SITES_ENV));
         let mut names: Vec<String> = per_test.allow_names.iter().map(|s| s.to_string()).collect();
         names.extend(list(ALLOW_NAMES_ENV));
-        Settings {
-            mode,
-            grace: per_test
-                .grace
-                .or_else(|| millis(GRACE_ENV))
-                .unwrap_or(DEFAULT_GRACE),
-            timeout: per_test.timeout.or_else(|| millis(TIMEOUT_ENV)),
+        Ok(Settings {
+            test_path,
+            mode: mode.unwrap_or(Mode::Fail),
+            grace: per_test.grace.or(grace).unwrap_or(DEFAULT_GRACE),
+            timeout: per_test.timeout.or(timeout),
             allow: AllowList {
                 sites,
                 names,
-                untracked: per_test.allow_untracked.unwrap_or_else(|| {
-                    env(ALLOW_UNTRACKED_ENV).is_some_and(|v| matches!(v.trim(), "1" | "true"))
-                }),
+                untracked: per_test.allow_untracked.or(untracked).unwrap_or(false),
             },
             report_file: env(REPORT_ENV)
                 .filter(|p| !p.trim().is_empty())
                 .map(PathBuf::from),
             github: (env("GITHUB_ACTIONS").as_deref() == Some("true"))
                 .then(|| env("GITHUB_WORKSPACE").map(PathBuf::from)),
-        }
+        })
     }
 }
 
-fn warn(message: &str) {
-    eprintln!("leak-check: {message}");
+/// Reads `key`: `None` when unset or empty, or when its value means nothing, which is then
+/// said in `errors`: the variable, its value, what is expected and an example.
+fn read<T>(
+    env: &impl Fn(&str) -> Option<String>,
+    errors: &mut Vec<String>,
+    key: &str,
+    parse: fn(&str) -> Option<T>,
+    expected: &str,
+    example: &str,
+) -> Option<T> {
+    let value = env(key)?;
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return None;
+    }
+    let parsed = parse(trimmed);
+    if parsed.is_none() {
+        errors.push(format!(
+            "leak-check: {key}={value:?} is not a valid value: expected {expected}, such as \
+             {key}={example}"
+        ));
+    }
+    parsed
+}
+
+const MODE_EXPECTED: &str = "fail, warn or off";
+const DURATION_EXPECTED: &str = "milliseconds or a duration with its unit (250, 250ms, 1.5s, 2m)";
+const SWITCH_EXPECTED: &str = "1, 0, true, false, yes, no, on or off";
+
+/// `fail`, `warn` or `off`, in any case.
+fn parse_mode(text: &str) -> Option<Mode> {
+    [Mode::Fail, Mode::Warn, Mode::Off]
+        .into_iter()
+        .find(|mode| text.eq_ignore_ascii_case(mode.as_str()))
+}
+
+/// A bare number is milliseconds (`250`); otherwise a number with its unit, as humantime reads
+/// it: `250ms`, `1s`, `1.5s`, `2m`, `1m 30s`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().ok().map(Duration::from_millis);
+    }
+    humantime::parse_duration(text).ok()
+}
+
+/// `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`, in any case.
+fn parse_switch(text: &str) -> Option<bool> {
+    const ON: [&str; 4] = ["1", "true", "yes", "on"];
+    const OFF: [&str; 4] = ["0", "false", "no", "off"];
+    if ON.iter().any(|word| text.eq_ignore_ascii_case(word)) {
+        Some(true)
+    } else if OFF.iter().any(|word| text.eq_ignore_ascii_case(word)) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Whether a report printed straight to a stream is coloured: never with `NO_COLOR` set to
+/// anything (it wins), always with `CLICOLOR_FORCE` set to anything but `0`, and otherwise only
+/// when the stream is a terminal. Empty values count as unset, as both conventions say.
+pub(crate) fn wants_color(
+    is_terminal: bool,
+    no_color: Option<&OsStr>,
+    clicolor_force: Option<&OsStr>,
+) -> bool {
+    if no_color.is_some_and(|v| !v.is_empty()) {
+        return false;
+    }
+    if clicolor_force.is_some_and(|v| !v.is_empty() && v != "0") {
+        return true;
+    }
+    is_terminal
 }
 
 #[cfg(test)]
@@ -157,12 +243,21 @@ mod tests {
         }
     }
 
+    fn resolve(
+        per_test: &PerTest,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, String> {
+        Settings::resolve_with("tests::a_test".into(), per_test, env)
+    }
+
     #[test]
     fn the_test_wins_over_the_environment_which_wins_over_defaults() {
-        let none = Settings::resolve_with(&PerTest::default(), env_of(&[]));
+        let none = resolve(&PerTest::default(), env_of(&[])).unwrap();
+        assert_eq!(none.test_path, "tests::a_test");
         assert_eq!(none.grace, DEFAULT_GRACE);
         assert_eq!(none.mode, Mode::Fail);
         assert_eq!(none.timeout, None);
+        assert!(!none.allow.untracked);
         assert!(none.github.is_none() && none.report_file.is_none());
 
         let env = env_of(&[
@@ -174,7 +269,7 @@ mod tests {
             ("GITHUB_ACTIONS", "true"),
             (ALLOW_UNTRACKED_ENV, "1"),
         ]);
-        let from_env = Settings::resolve_with(&PerTest::default(), &env);
+        let from_env = resolve(&PerTest::default(), &env).unwrap();
         assert_eq!(from_env.grace, Duration::from_millis(250));
         assert_eq!(from_env.timeout, Some(Duration::from_millis(9000)));
         assert_eq!(from_env.mode, Mode::Warn);
@@ -190,7 +285,7 @@ mod tests {
             allow_names: &["flusher"],
             allow_untracked: Some(false),
         };
-        let both = Settings::resolve_with(&per_test, &env);
+        let both = resolve(&per_test, &env).unwrap();
         assert_eq!(both.grace, Duration::from_millis(7));
         assert_eq!(both.timeout, Some(Duration::from_millis(8)));
         assert_eq!(both.allow.sites, ["tests/x.rs", "src/a.rs", "vendor/*"]);
@@ -199,10 +294,184 @@ mod tests {
     }
 
     #[test]
-    fn bad_values_are_ignored_with_a_word() {
-        let env = env_of(&[(GRACE_ENV, "1s"), (MODE_ENV, "loud")]);
-        let settings = Settings::resolve_with(&PerTest::default(), env);
-        assert_eq!(settings.grace, DEFAULT_GRACE);
+    fn durations_are_milliseconds_or_carry_their_unit() {
+        let ms = Duration::from_millis;
+        for (text, expected) in [
+            ("250", ms(250)),
+            ("0", ms(0)),
+            ("250ms", ms(250)),
+            ("1s", ms(1000)),
+            ("1.5s", ms(1500)),
+            ("2m", ms(120_000)),
+            ("1m 30s", ms(90_000)),
+            ("1 s", ms(1000)),
+        ] {
+            assert_eq!(parse_duration(text), Some(expected), "{text:?}");
+            // Through the environment, for both variables, with blanks around it.
+            let padded = format!(" {text}\t");
+            let env =
+                move |key: &str| (key == GRACE_ENV || key == TIMEOUT_ENV).then(|| padded.clone());
+            let settings = resolve(&PerTest::default(), env).unwrap();
+            assert_eq!(settings.grace, expected, "{GRACE_ENV}={text:?}");
+            assert_eq!(settings.timeout, Some(expected), "{TIMEOUT_ENV}={text:?}");
+        }
+        for text in [
+            "1x",
+            "abc",
+            "-5",
+            "1.5",
+            "ms",
+            "250 parsecs",
+            "1e3",
+            "0x10",
+            "99999999999999999999",
+        ] {
+            assert_eq!(parse_duration(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn switches_take_the_usual_words_in_any_case() {
+        for (words, expected) in [
+            (["1", "true", "yes", "on"], true),
+            (["0", "false", "no", "off"], false),
+        ] {
+            for word in words {
+                for text in [word.to_owned(), word.to_uppercase(), capitalized(word)] {
+                    assert_eq!(parse_switch(&text), Some(expected), "{text:?}");
+                    let env = move |key: &str| (key == ALLOW_UNTRACKED_ENV).then(|| text.clone());
+                    let settings = resolve(&PerTest::default(), env).unwrap();
+                    assert_eq!(settings.allow.untracked, expected);
+                }
+            }
+        }
+        for text in ["2", "y", "n", "tru", "enabled", "-1", "true!"] {
+            assert_eq!(parse_switch(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn modes_in_any_case() {
+        for (word, mode) in [
+            ("fail", Mode::Fail),
+            ("warn", Mode::Warn),
+            ("off", Mode::Off),
+        ] {
+            for text in [word.to_owned(), word.to_uppercase(), capitalized(word)] {
+                assert_eq!(parse_mode(&text), Some(mode), "{text:?}");
+                let env = move |key: &str| (key == MODE_ENV).then(|| text.clone());
+                assert_eq!(resolve(&PerTest::default(), env).unwrap().mode, mode);
+            }
+        }
+        for text in ["loud", "warning", "fails", "0", "no"] {
+            assert_eq!(parse_mode(text), None, "{text:?}");
+        }
+    }
+
+    fn capitalized(word: &str) -> String {
+        let mut chars = word.chars();
+        chars
+            .next()
+            .map(|c| c.to_uppercase().chain(chars).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let env = env_of(&[
+            (MODE_ENV, ""),
+            (GRACE_ENV, " "),
+            (TIMEOUT_ENV, ""),
+            (ALLOW_UNTRACKED_ENV, ""),
+            (REPORT_ENV, ""),
+        ]);
+        let settings = resolve(&PerTest::default(), env).unwrap();
         assert_eq!(settings.mode, Mode::Fail);
+        assert_eq!(settings.grace, DEFAULT_GRACE);
+        assert_eq!(settings.timeout, None);
+        assert!(!settings.allow.untracked);
+        assert_eq!(settings.report_file, None);
+    }
+
+    #[test]
+    fn a_bad_value_is_an_error_naming_the_variable_the_value_and_a_valid_one() {
+        let cases: [(&str, &str, &str); 4] = [
+            (
+                MODE_ENV,
+                "loud",
+                r#"leak-check: LEAK_CHECK="loud" is not a valid value: expected fail, warn or off, such as LEAK_CHECK=warn"#,
+            ),
+            (
+                GRACE_ENV,
+                "1x",
+                r#"leak-check: LEAK_CHECK_GRACE_MS="1x" is not a valid value: expected milliseconds or a duration with its unit (250, 250ms, 1.5s, 2m), such as LEAK_CHECK_GRACE_MS=250ms"#,
+            ),
+            (
+                TIMEOUT_ENV,
+                "soon",
+                r#"leak-check: LEAK_CHECK_TIMEOUT_MS="soon" is not a valid value: expected milliseconds or a duration with its unit (250, 250ms, 1.5s, 2m), such as LEAK_CHECK_TIMEOUT_MS=30s"#,
+            ),
+            (
+                ALLOW_UNTRACKED_ENV,
+                "enabled",
+                r#"leak-check: LEAK_CHECK_ALLOW_UNTRACKED="enabled" is not a valid value: expected 1, 0, true, false, yes, no, on or off, such as LEAK_CHECK_ALLOW_UNTRACKED=1"#,
+            ),
+        ];
+        for (key, value, message) in cases {
+            let env = move |k: &str| (k == key).then(|| value.to_owned());
+            let error = resolve(&PerTest::default(), env).err();
+            assert_eq!(error.as_deref(), Some(message));
+            // The value as given, blanks and all, so that what is wrong can be seen.
+            let env = move |k: &str| (k == key).then(|| format!(" {value}"));
+            let error = resolve(&PerTest::default(), env).unwrap_err();
+            assert!(error.contains(&format!("{key}=\" {value}\"")), "{error}");
+        }
+    }
+
+    #[test]
+    fn every_bad_value_is_named_even_where_the_test_sets_its_own() {
+        let per_test = PerTest {
+            grace: Some(Duration::from_millis(7)),
+            timeout: Some(Duration::from_millis(8)),
+            allow_untracked: Some(true),
+            ..PerTest::default()
+        };
+        let env = env_of(&[
+            (GRACE_ENV, "1 sec later"),
+            (TIMEOUT_ENV, "-1"),
+            (ALLOW_UNTRACKED_ENV, "maybe"),
+            (MODE_ENV, "fail"),
+        ]);
+        let error = resolve(&per_test, env).unwrap_err();
+        let lines: Vec<&str> = error.lines().collect();
+        assert_eq!(lines.len(), 3, "{error}");
+        assert!(lines[0].starts_with(r#"leak-check: LEAK_CHECK_GRACE_MS="1 sec later""#));
+        assert!(lines[1].starts_with(r#"leak-check: LEAK_CHECK_TIMEOUT_MS="-1""#));
+        assert!(lines[2].starts_with(r#"leak-check: LEAK_CHECK_ALLOW_UNTRACKED="maybe""#));
+    }
+
+    #[test]
+    fn colour_follows_no_color_then_clicolor_force_then_the_terminal() {
+        let os = |s: &'static str| Some(OsStr::new(s));
+        // Nothing set: a terminal gets colour, a pipe does not.
+        assert!(wants_color(true, None, None));
+        assert!(!wants_color(false, None, None));
+        // NO_COLOR, set to anything, wins over a terminal and over CLICOLOR_FORCE.
+        assert!(!wants_color(true, os("1"), None));
+        assert!(!wants_color(true, os("0"), None));
+        assert!(!wants_color(false, os("1"), os("1")));
+        assert!(!wants_color(true, os("yes"), os("1")));
+        // ... but empty, it counts as unset.
+        assert!(wants_color(true, os(""), None));
+        assert!(wants_color(false, os(""), os("1")));
+        // CLICOLOR_FORCE colours a pipe, unless it is empty or 0.
+        assert!(wants_color(false, None, os("1")));
+        assert!(wants_color(false, None, os("true")));
+        assert!(!wants_color(false, None, os("0")));
+        assert!(!wants_color(false, None, os("")));
+        assert!(
+            wants_color(true, None, os("0")),
+            "0 does not take colour away"
+        );
     }
 }
