@@ -76,6 +76,8 @@ pub(crate) struct Settings {
     pub(crate) github: Option<Option<PathBuf>>,
 }
 
+// Reading durations takes humantime, a dependency of the `tracking` feature alone.
+#[cfg(feature = "tracking")]
 impl Settings {
     /// The settings of the test `test_path`, from its attribute and the environment; `Err` with
     /// a message for the test's failure when a variable has a value that means nothing.
@@ -193,6 +195,7 @@ fn parse_mode(text: &str) -> Option<Mode> {
 
 /// A bare number is milliseconds (`250`); otherwise a number with its unit, as humantime reads
 /// it: `250ms`, `1s`, `1.5s`, `2m`, `1m 30s`.
+#[cfg(feature = "tracking")]
 fn parse_duration(text: &str) -> Option<Duration> {
     if text.bytes().all(|b| b.is_ascii_digit()) {
         return text.parse().ok().map(Duration::from_millis);
@@ -230,7 +233,7 @@ pub(crate) fn wants_color(
     is_terminal
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "tracking"))]
 mod tests {
     use super::*;
 
