@@ -30,8 +30,8 @@ pub struct Options<T> {
     /// Set for `#[should_panic]` tests, which cannot be failed by a panic: they fail by
     /// returning this instead.
     return_instead_of_panic: Option<fn() -> T>,
-    /// Set for tests that return a `Result`: the error they returned, if any, so that a leak
-    /// report does not hide it.
+    /// Shows the error a test returned, if it returned one (see [`ResultOf`]), so that a leak
+    /// report does not hide it. Unset where the return type cannot be named (`impl Trait`).
     describe_error: Option<fn(&T) -> Option<String>>,
 }
 
@@ -71,7 +71,9 @@ impl<T> Options<T> {
         self
     }
 
-    /// For tests returning a `Result`: how to show the error it returned.
+    /// How to show the error the test returned: the macro passes
+    /// `|output: &T| (&ResultOf(output)).error_text()` for every test whose return type it can
+    /// name.
     pub fn describe_error(mut self, describe: fn(&T) -> Option<String>) -> Self {
         self.describe_error = Some(describe);
         self
@@ -133,6 +135,36 @@ impl Options<()> {
     pub fn expects_panic(mut self) -> Self {
         self.return_instead_of_panic = Some(|| ());
         self
+    }
+}
+
+/// A test's output, to show the error in it whatever its type is called (`io::Result<()>`, an
+/// alias, `Result<(), Box<dyn Error>>`...), by autoref specialization: in the generated code,
+/// where `T` is concrete, `(&ResultOf(&output)).error_text()` finds [`DescribeResult`] when `T`
+/// is a `Result` whose error is `Debug`, and [`DescribeOther`] (one more `&` away) otherwise.
+pub struct ResultOf<'a, T>(pub &'a T);
+
+/// The error of a test that returned `Err`, as libtest would print it (`Debug`).
+pub trait DescribeResult {
+    /// `Some` with the error, for an `Err`.
+    fn error_text(&self) -> Option<String>;
+}
+
+impl<T, E: std::fmt::Debug> DescribeResult for ResultOf<'_, Result<T, E>> {
+    fn error_text(&self) -> Option<String> {
+        self.0.as_ref().err().map(|error| format!("{error:?}"))
+    }
+}
+
+/// Any output that is not a `Result`: there is no error to show.
+pub trait DescribeOther {
+    /// Always `None`.
+    fn error_text(&self) -> Option<String>;
+}
+
+impl<T> DescribeOther for &ResultOf<'_, T> {
+    fn error_text(&self) -> Option<String> {
+        None
     }
 }
 

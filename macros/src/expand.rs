@@ -2,26 +2,25 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
-use syn::{ItemFn, ReturnType, Type};
+use syn::{FnArg, Ident, ItemFn, Pat, PatIdent, ReturnType, Signature, Type};
 
 use crate::args::{Args, Flavor};
 use crate::form::{Form, Test};
 
 pub(crate) fn expand(test: Test, mut function: ItemFn) -> TokenStream {
     let options = options(&test, &function);
-    let block = &function.block;
     let output = output_type(&function.sig.output);
     let body = match test.form {
         Form::OwnRuntime => {
             let builder = builder(&test.args);
-            let pinned = pinned_body(block, output.as_ref());
+            let pinned = pinned_body(&function, output.as_ref());
             quote! {{
                 #pinned
                 ::leak_check::__private::run_test(#builder, #options, __leak_check_body)
             }}
         }
         Form::ForeignRuntime => {
-            let pinned = pinned_body(block, output.as_ref());
+            let pinned = pinned_body(&function, output.as_ref());
             quote! {{
                 #pinned
                 ::leak_check::__private::check_async(#options, __leak_check_body).await
@@ -29,6 +28,7 @@ pub(crate) fn expand(test: Test, mut function: ItemFn) -> TokenStream {
         }
         Form::Sync => {
             let annotation = output.map(|ty| quote!(-> #ty));
+            let block = &function.block;
             quote! {{
                 ::leak_check::__private::check_sync(#options, move || #annotation #block)
             }}
@@ -79,40 +79,21 @@ fn options(test: &Test, function: &ItemFn) -> TokenStream {
         quote!(.allow_untracked(#allow))
     });
     let expects_panic = test.expects_panic.then(|| quote!(.expects_panic()));
-    let describe_error = returns_result(&function.sig.output).then(|| {
-        let output = &function.sig.output;
-        let ty = match output {
-            ReturnType::Type(_, ty) => quote!(#ty),
-            ReturnType::Default => quote!(()),
-        };
+    // Whatever the test returns is its result: a `Result` error it returned shows beside the
+    // report. Which types are results is left to `__private`, which tells them apart by the
+    // concrete type here (a return type that is `impl Trait` cannot be named, nor be a `Result`).
+    let describe_error = output_type(&function.sig.output).map(|ty| {
         quote! {
-            .describe_error(|output: &#ty| match output {
-                ::core::result::Result::Err(error) => {
-                    ::core::option::Option::Some(::std::format!("{error:?}"))
-                }
-                ::core::result::Result::Ok(_) => ::core::option::Option::None,
+            .describe_error(|__leak_check_output: &#ty| {
+                #[allow(unused_imports)]
+                use ::leak_check::__private::{DescribeOther as _, DescribeResult as _};
+                (&::leak_check::__private::ResultOf(__leak_check_output)).error_text()
             })
         }
     });
     quote! {
         ::leak_check::__private::Options::new(::core::module_path!(), #name)
             #grace #timeout #sites #names #untracked #expects_panic #describe_error
-    }
-}
-
-/// Whether the test returns a `Result` (by the name of its type), whose error a leak report must
-/// not hide.
-fn returns_result(output: &ReturnType) -> bool {
-    match output {
-        ReturnType::Type(_, ty) => match &**ty {
-            Type::Path(path) => path
-                .path
-                .segments
-                .last()
-                .is_some_and(|segment| segment.ident == "Result"),
-            _ => false,
-        },
-        ReturnType::Default => false,
     }
 }
 
@@ -131,20 +112,55 @@ fn contains_impl_trait(ty: &Type) -> bool {
         .any(|token| matches!(&token, proc_macro2::TokenTree::Ident(ident) if ident == "impl"))
 }
 
-/// The body as a pinned future whose output type is fixed, so `?` and `return` in it infer as
-/// they would in the original function (as `#[tokio::test]` does).
-fn pinned_body(block: &syn::Block, output: Option<&TokenStream>) -> TokenStream {
-    let typed = output.map(|ty| {
-        quote! {
-            let __leak_check_body: ::core::pin::Pin<&mut dyn ::core::future::Future<Output = #ty>> =
-                __leak_check_body;
+/// The body as a pinned future whose output type is fixed. Where the return type can be
+/// named, the body becomes a nested `async fn` that declares it and takes the test's arguments
+/// (rstest's cases), so that `?`, `return` and the last expression coerce as in the original
+/// function: `Err(Box::new(error))` for a `Result<(), Box<dyn Error>>`, where an async block
+/// (as `#[tokio::test]` writes) would infer `Box<MyError>`.
+fn pinned_body(function: &ItemFn, output: Option<&TokenStream>) -> TokenStream {
+    let block = &function.block;
+    let (Some(ty), Some(args)) = (output, forwarded_args(&function.sig)) else {
+        return quote! {
+            let __leak_check_body = async move #block;
+            let __leak_check_body = ::core::pin::pin!(__leak_check_body);
+        };
+    };
+    let params = function.sig.inputs.iter().map(|input| match input {
+        FnArg::Typed(typed) => {
+            let pat = &typed.pat;
+            let ty = &typed.ty;
+            quote!(#pat: #ty)
         }
+        FnArg::Receiver(receiver) => quote!(#receiver),
     });
     quote! {
-        let __leak_check_body = async move #block;
+        #[allow(clippy::unused_async)]
+        async fn __leak_check_test(#(#params),*) -> #ty #block
+        let __leak_check_body = __leak_check_test(#(#args),*);
         let __leak_check_body = ::core::pin::pin!(__leak_check_body);
-        #typed
+        let __leak_check_body: ::core::pin::Pin<&mut dyn ::core::future::Future<Output = #ty>> =
+            __leak_check_body;
     }
+}
+
+/// The test's arguments, to pass on to the nested function: only plain names can be (`n: u32`,
+/// `mut n: u32`), not patterns.
+fn forwarded_args(sig: &Signature) -> Option<Vec<&Ident>> {
+    sig.inputs
+        .iter()
+        .map(|input| match input {
+            FnArg::Typed(typed) => match &*typed.pat {
+                Pat::Ident(PatIdent {
+                    by_ref: None,
+                    subpat: None,
+                    ident,
+                    ..
+                }) => Some(ident),
+                _ => None,
+            },
+            FnArg::Receiver(_) => None,
+        })
+        .collect()
 }
 
 fn builder(args: &Args) -> TokenStream {
