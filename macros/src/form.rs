@@ -28,13 +28,13 @@ pub(crate) struct Test {
     pub(crate) expects_panic: bool,
 }
 
-enum TestAttr {
+pub(crate) enum TestAttr {
     Std,
     Tokio,
     Foreign,
 }
 
-fn classify(path: &Path) -> Option<TestAttr> {
+pub(crate) fn classify(path: &Path) -> Option<TestAttr> {
     let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
     match segments
         .iter()
@@ -50,7 +50,7 @@ fn classify(path: &Path) -> Option<TestAttr> {
     }
 }
 
-fn is_leak_check(path: &Path) -> bool {
+pub(crate) fn is_leak_check(path: &Path) -> bool {
     let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
     matches!(
         segments
@@ -63,13 +63,27 @@ fn is_leak_check(path: &Path) -> bool {
 }
 
 /// Whether `#[tokio::test]` has already expanded this function (so the runtime it builds is gone
-/// before a check after it could look): its expansion builds the runtime with this message.
-fn is_tokio_expansion(function: &ItemFn) -> bool {
-    let block = &function.block;
-    function.sig.asyncness.is_none()
-        && quote::quote!(#block)
-            .to_string()
-            .contains("\"Failed building the Runtime\"")
+/// before a check after it could look). Its expansion (tokio-macros 2.x) is a sync function
+/// under `#[::core::prelude::v1::test]`, written in full with its leading `::` as people never
+/// write it, whose body starts by binding the test's body as an async block:
+/// `let body = async { ... };`. Another test attribute's expansion (test-log's also writes
+/// `#[::core::prelude::v1::test]`) keeps a sync body as it was.
+fn is_tokio_expansion(function: &ItemFn, test_attr: &Attribute) -> bool {
+    let path = test_attr.path();
+    let written_in_full = path.leading_colon.is_some()
+        && path
+            .segments
+            .iter()
+            .map(|s| s.ident.to_string())
+            .eq(["core", "prelude", "v1", "test"]);
+    let body_is_async_block = match function.block.stmts.first() {
+        Some(syn::Stmt::Local(local)) => matches!(
+            local.init.as_ref().map(|init| &*init.expr),
+            Some(syn::Expr::Async(_))
+        ),
+        _ => false,
+    };
+    function.sig.asyncness.is_none() && written_in_full && body_is_async_block
 }
 
 pub(crate) fn analyze(mut args: Args, function: &ItemFn) -> syn::Result<Test> {
@@ -101,7 +115,7 @@ pub(crate) fn analyze(mut args: Args, function: &ItemFn) -> syn::Result<Test> {
                 ),
             ));
         }
-        if matches!(kind, TestAttr::Std) && is_tokio_expansion(function) {
+        if matches!(kind, TestAttr::Std) && is_tokio_expansion(function, attr) {
             return Err(syn::Error::new(
                 proc_macro2::Span::call_site(),
                 "`#[leak_check]` must be written above `#[tokio::test]`: below it, the runtime is dropped (and the test's tasks with it) before leak-check can look",
