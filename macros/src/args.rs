@@ -1,13 +1,18 @@
 //! The arguments of `#[leak_check(...)]` and of the `#[tokio::test(...)]` it replaces.
 
-use proc_macro2::Span;
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::quote;
 use syn::meta::ParseNestedMeta;
 use syn::{LitBool, LitInt, LitStr, Path};
 
 pub(crate) const RUNTIME_KEYS: &str =
     "`flavor`, `worker_threads`, `start_paused`, `crate`, `unhandled_panic`";
+/// leak-check's own controls: the only arguments a module takes.
+pub(crate) const CONTROL_KEYS: &str =
+    "`grace_ms`, `timeout_ms`, `allow_sites`, `allow_names`, `allow_untracked`";
 const ALL_KEYS: &str = "`flavor`, `worker_threads`, `start_paused`, `crate`, `unhandled_panic`, \
-    `grace_ms`, `timeout_ms`, `allow_sites`, `allow_names`, `allow_untracked`";
+    `grace_ms`, `timeout_ms`, `allow_sites`, `allow_names`, `allow_untracked`, and, on a test \
+    inside a checked module, `off`";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flavor {
@@ -16,6 +21,7 @@ pub(crate) enum Flavor {
 }
 
 /// A value with the span of the argument that set it, for errors that point at it.
+#[derive(Clone)]
 pub(crate) struct Spanned<T> {
     pub(crate) value: T,
     pub(crate) span: Span,
@@ -33,12 +39,20 @@ pub(crate) struct Args {
     pub(crate) allow_sites: Option<Spanned<Vec<LitStr>>>,
     pub(crate) allow_names: Option<Spanned<Vec<LitStr>>>,
     pub(crate) allow_untracked: Option<Spanned<bool>>,
+    /// `off`: a test (or a nested module) inside a checked module opts out of its check.
+    pub(crate) off: Option<Span>,
 }
 
-/// Where a list of arguments was written: leak-check's own, or `#[tokio::test]`'s.
+/// Where a list of arguments was written: leak-check's own on a function, on a module, or
+/// `#[tokio::test]`'s.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Source {
     LeakCheck,
+    /// `#[leak_check(...)]` on a module: leak-check's controls only, and `off` when the module
+    /// is nested in a checked one.
+    Module {
+        nested: bool,
+    },
     TokioTest,
 }
 
@@ -55,7 +69,41 @@ impl Args {
             .path
             .get_ident()
             .map_or_else(Span::call_site, |i| i.span());
+        if let Source::Module { nested } = source {
+            match key.as_str() {
+                "flavor" | "worker_threads" | "start_paused" | "crate" | "unhandled_panic" => {
+                    return Err(meta.error(format!(
+                        "`{key}` is a runtime argument, which each test chooses: write it on the test, in `#[tokio::test({key} = ...)]` or `#[leak_check({key} = ...)]`; a module's `#[leak_check(...)]` takes only leak-check's controls, {CONTROL_KEYS}"
+                    )))
+                }
+                "off" if !nested => {
+                    return Err(meta.error(
+                        "`off` only works inside a module checked by `#[leak_check]`, to opt one test (or nested module) out: this module is not checked without `#[leak_check]`, so remove the attribute",
+                    ))
+                }
+                "off" => {}
+                "grace_ms" | "timeout_ms" | "allow_sites" | "allow_names" | "allow_untracked" => {}
+                _ => {
+                    return Err(meta.error(format!(
+                        "unknown argument; a module's `#[leak_check(...)]` takes {CONTROL_KEYS}"
+                    )))
+                }
+            }
+        }
         match key.as_str() {
+            "off" if source == Source::TokioTest => Err(meta.error(
+                "`off` is leak-check's argument: to opt a test out of its module's check, write `#[leak_check(off)]` above it",
+            )),
+            "off" => {
+                if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                    return Err(meta.error("`off` takes no value: write `#[leak_check(off)]`"));
+                }
+                if self.off.is_some() {
+                    return Err(meta.error("`off` is given twice; keep one"));
+                }
+                self.off = Some(span);
+                Ok(())
+            }
             "flavor" => {
                 let lit: LitStr = value(&meta, "flavor = \"multi_thread\"")?;
                 let flavor = match lit.value().as_str() {
@@ -156,6 +204,81 @@ impl Args {
             "unhandled_panic",
         )?;
         Ok(())
+    }
+
+    /// The span of the first argument other than `off`, if any.
+    pub(crate) fn first_arg_besides_off(&self) -> Option<Span> {
+        self.first_runtime_arg().or_else(|| {
+            [
+                self.grace_ms.as_ref().map(|a| a.span),
+                self.timeout_ms.as_ref().map(|a| a.span),
+                self.allow_sites.as_ref().map(|a| a.span),
+                self.allow_names.as_ref().map(|a| a.span),
+                self.allow_untracked.as_ref().map(|a| a.span),
+            ]
+            .into_iter()
+            .flatten()
+            .next()
+        })
+    }
+
+    /// A nested module's controls over those of the module around it: per key, the nested
+    /// module's win. Modules take no runtime arguments, so there are none to merge.
+    pub(crate) fn over(mut self, outer: &Args) -> Args {
+        fn keep<T: Clone>(own: &mut Option<Spanned<T>>, outer: &Option<Spanned<T>>) {
+            if own.is_none() {
+                own.clone_from(outer);
+            }
+        }
+        keep(&mut self.grace_ms, &outer.grace_ms);
+        keep(&mut self.timeout_ms, &outer.timeout_ms);
+        keep(&mut self.allow_sites, &outer.allow_sites);
+        keep(&mut self.allow_names, &outer.allow_names);
+        keep(&mut self.allow_untracked, &outer.allow_untracked);
+        self
+    }
+
+    /// The controls of a module that a test's own arguments (`own`) do not set, written as
+    /// arguments of `#[leak_check(...)]`, with the module's spans: per key, the test's win. A
+    /// module's `timeout_ms` goes to async tests only, since a sync body cannot be stopped.
+    pub(crate) fn controls_not_in(&self, own: &Args, is_async: bool) -> Vec<TokenStream> {
+        let millis = |key: &str, value: &Option<Spanned<u64>>, own: bool| {
+            value.as_ref().filter(|_| !own).map(|v| {
+                let key = Ident::new(key, v.span);
+                let ms = LitInt::new(&v.value.to_string(), v.span);
+                quote!(#key = #ms)
+            })
+        };
+        let strings = |key: &str, value: &Option<Spanned<Vec<LitStr>>>, own: bool| {
+            value.as_ref().filter(|_| !own).map(|v| {
+                let key = Ident::new(key, v.span);
+                let items = &v.value;
+                quote!(#key = [#(#items),*])
+            })
+        };
+        let untracked = self
+            .allow_untracked
+            .as_ref()
+            .filter(|_| own.allow_untracked.is_none())
+            .map(|v| {
+                let key = Ident::new("allow_untracked", v.span);
+                let allow = LitBool::new(v.value, v.span);
+                quote!(#key = #allow)
+            });
+        [
+            millis("grace_ms", &self.grace_ms, own.grace_ms.is_some()),
+            millis(
+                "timeout_ms",
+                &self.timeout_ms,
+                own.timeout_ms.is_some() || !is_async,
+            ),
+            strings("allow_sites", &self.allow_sites, own.allow_sites.is_some()),
+            strings("allow_names", &self.allow_names, own.allow_names.is_some()),
+            untracked,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     pub(crate) fn flavor(&self) -> Flavor {

@@ -8,6 +8,7 @@
 mod args;
 mod expand;
 mod form;
+mod module;
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
@@ -24,10 +25,11 @@ pub fn leak_check(args: TokenStream, item: TokenStream) -> TokenStream {
 fn leak_check_impl(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
     let function = match syn::parse2::<syn::Item>(item.clone()) {
         Ok(syn::Item::Fn(function)) => function,
+        Ok(syn::Item::Mod(module)) => return module::expand(args, module),
         Ok(other) => {
             let error = syn::Error::new(
                 other.span(),
-                "`#[leak_check]` goes on a test function: an `async fn`, or a `#[test] fn`",
+                "`#[leak_check]` goes on a test function (an `async fn`, or a `#[test] fn`) or on an inline module of tests",
             );
             return with_error(item, error);
         }
@@ -35,11 +37,24 @@ fn leak_check_impl(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
     };
     let mut parsed = Args::default();
     let parser = syn::meta::parser(|meta| parsed.parse(meta, Source::LeakCheck));
-    let test =
-        syn::parse::Parser::parse2(parser, args).and_then(|()| form::analyze(parsed, &function));
+    let test = syn::parse::Parser::parse2(parser, args)
+        .and_then(|()| reject_off(&parsed))
+        .and_then(|()| form::analyze(parsed, &function));
     match test {
         Ok(test) => expand::expand(test, function),
         Err(error) => with_error(plain_function(function), error),
+    }
+}
+
+/// `off` on a test is read by the module macro, which removes it; one that reaches a function's
+/// own expansion stands outside any checked module.
+fn reject_off(args: &Args) -> syn::Result<()> {
+    match args.off {
+        Some(span) => Err(syn::Error::new(
+            span,
+            "`off` only works inside a module checked by `#[leak_check]`, to opt one test out of the module's check: this test is in none, and it is not checked without `#[leak_check]`, so remove the attribute",
+        )),
+        None => Ok(()),
     }
 }
 

@@ -1,0 +1,2 @@
+#[tokio::test]
+async fn in_another_file() {}
