@@ -69,13 +69,14 @@ pub use spawn::{
 /// - on a plain `#[test] fn` whose tasks run on a runtime that outlives the test, such as a
 ///   shared `static` one.
 ///
+/// Or it goes on an inline module, and checks every test in it (see [below](#a-module-of-tests)).
+///
 /// In the first two forms leak-check builds the runtime, so it also counts tasks spawned with
 /// plain `tokio::spawn`, and it shuts the runtime down with a timeout so that a stuck
-/// `spawn_blocking` closure cannot hang the test.
-///
-/// Arguments: `flavor`, `worker_threads`, `start_paused`, `crate` and `unhandled_panic`, as
-/// `#[tokio::test]` takes them, and `grace_ms`, how long to wait for the test's tasks after the
-/// body returns (default [`DEFAULT_GRACE`], or [`GRACE_ENV`] for a whole run).
+/// `spawn_blocking` closure cannot hang the test. Under another crate's test attribute
+/// (`#[test_log::test(tokio::test)]`), that attribute runs the runtime and the check goes inside
+/// the body. `#[leak_check]` must stand above `#[tokio::test]`: below it, the runtime and its
+/// tasks would be gone before the check could look, so it is a compile error.
 ///
 /// ```
 /// use leak_check::leak_check;
@@ -85,6 +86,106 @@ pub use spawn::{
 ///     let handles: Vec<_> = (0..4).map(|i| leak_check::spawn(async move { i * 2 })).collect();
 ///     for handle in handles {
 ///         handle.await.unwrap();
+///     }
+/// }
+/// ```
+///
+/// # Arguments
+///
+/// The runtime's, as `#[tokio::test]` takes them, for an async test whose runtime leak-check
+/// builds (given here, or in the `#[tokio::test(...)]` below it, not in both):
+///
+/// | argument | what it does |
+/// | --- | --- |
+/// | `flavor = "multi_thread"` | the runtime's flavor: `"current_thread"` (the default) or `"multi_thread"` |
+/// | `worker_threads = 2` | the multi-thread runtime's worker count |
+/// | `start_paused = true` | starts the current-thread runtime's clock paused (tokio's `test-util` feature) |
+/// | `crate = "my_tokio"` | the path of the tokio crate, where it is renamed or re-exported |
+/// | `unhandled_panic = "shutdown_runtime"` | what a panicking task does to the current-thread runtime: `"ignore"` (the default) or `"shutdown_runtime"` (needs `--cfg tokio_unstable`) |
+///
+/// leak-check's controls, for any test (each also set for a whole run by the environment; the
+/// test's own setting wins, and allow-lists add up):
+///
+/// | argument | environment | what it does |
+/// | --- | --- | --- |
+/// | `grace_ms = 250` | [`GRACE_ENV`] | how long to wait for the test's tasks after the body returns (default [`DEFAULT_GRACE`]) |
+/// | `timeout_ms = 30000` | [`TIMEOUT_ENV`] | hang guard, for async tests only: a body still running then fails the test with its live tasks |
+/// | `allow_sites = ["src/metrics.rs", "*/bg/*"]` | [`ALLOW_SITES_ENV`] | spawn sites whose stragglers are expected: a path prefix (`src/a.rs:40`) or a glob matched against `file:line:col` |
+/// | `allow_names = ["metrics-*"]` | [`ALLOW_NAMES_ENV`] | task names (or globs) whose stragglers are expected |
+/// | `allow_untracked = true` | [`ALLOW_UNTRACKED_ENV`] | tasks not spawned through leak-check are not held against the test |
+/// | `off` | | only on a test (or a nested module) inside a checked module: opts it out |
+///
+/// `#[should_panic]`, `#[ignore]`, doc comments and other attributes pass through. A test may
+/// return what a test may return: `Result<(), E>` under any name (an alias, `io::Result<()>`,
+/// `Result<(), Box<dyn Error>>`). When it returned an error and also leaked, the failure shows
+/// the error, then the report.
+///
+/// ```
+/// use leak_check::leak_check;
+///
+/// type TestResult = Result<(), Box<dyn std::error::Error>>;
+///
+/// #[leak_check(timeout_ms = 30_000, allow_names = ["metrics-*"])]
+/// #[tokio::test(start_paused = true)]
+/// async fn parses_after_a_delay() -> TestResult {
+///     tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+///     let n: u32 = leak_check::spawn(async { "42".parse::<u32>() }).await??;
+///     assert_eq!(n, 42);
+///     Ok(())
+/// }
+/// ```
+///
+/// # A module of tests
+///
+/// `#[leak_check(...)]` on an inline `mod` checks every test in it, nested modules included, as
+/// if `#[leak_check(...)]` stood above each one. A test is a function with a test attribute:
+/// `#[test]`, `#[tokio::test]`, another crate's `#[name::test]` (test-log's), rstest's
+/// `#[rstest]` (the attribute goes below its `#[case]`s), or its own `#[leak_check(...)]`. Other
+/// functions are left alone.
+///
+/// - The module takes leak-check's controls only (`grace_ms`, `timeout_ms`, `allow_sites`,
+///   `allow_names`, `allow_untracked`), which apply to each test; runtime arguments go on the
+///   tests.
+/// - A test's own `#[leak_check(...)]` inside it is merged with the module's: per argument, the
+///   test's wins. It needs no `use`: the module's attribute reads it.
+/// - `#[leak_check(off)]` opts a test (or a nested module) out: it stays as written, unchecked.
+/// - A nested module's own `#[leak_check(...)]` wins over the outer module's, per argument.
+/// - The module's `timeout_ms` goes to its async tests only: a sync body cannot be stopped, so its
+///   sync tests are checked without it (a sync test's own `timeout_ms` is a compile error).
+/// - The attribute sees the module's source as written: not the tests a `macro_rules!` macro
+///   would write, nor the items of a module kept in another file (`mod tests;`, a compile error:
+///   write it inline, or check its tests one by one).
+///
+/// ```
+/// use leak_check::leak_check;
+///
+/// #[leak_check(grace_ms = 250, allow_names = ["metrics-*"])]
+/// mod tests {
+///     #[tokio::test]
+///     async fn checked_with_the_modules_settings() {
+///         let task = leak_check::spawn(async { 1 + 1 });
+///         assert_eq!(task.await.unwrap(), 2);
+///     }
+///
+///     // Its own arguments: the runtime's, and a grace period that wins over the module's.
+///     #[leak_check(flavor = "multi_thread", worker_threads = 2, grace_ms = 500)]
+///     async fn with_its_own_arguments() {}
+///
+///     #[test]
+///     fn sync_tests_too() {}
+///
+///     #[leak_check(off)]
+///     #[tokio::test]
+///     async fn not_checked() {}
+///
+///     mod nested {
+///         #[tokio::test]
+///         async fn checked_as_well() {}
+///     }
+///
+///     // Not a test: left as it is.
+///     async fn helper() -> u32 {
+///         7
 ///     }
 /// }
 /// ```
