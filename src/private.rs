@@ -14,7 +14,7 @@ pub use tokio;
 use crate::check::Check;
 use crate::config::{Mode, PerTest, Settings};
 use crate::report::export;
-use crate::tracking::ownership::{self, Owner};
+use crate::tracking::owner::{self as ownership, Owner};
 use crate::report::LeakReport;
 use crate::check::wait::{self, TimeLimited};
 
@@ -120,7 +120,7 @@ impl<T> Options<T> {
         }
     }
 
-    fn begin(&self, settings: &Settings, own_runtime: Option<&tokio::runtime::Handle>) -> Check {
+    fn begin(&self, settings: &Settings, own_runtime: Option<(&tokio::runtime::Handle, u64)>) -> Check {
         Check::begin(
             self.test_name(),
             settings.grace,
@@ -190,6 +190,11 @@ pub fn run_test<T>(
     };
     #[cfg(tokio_unstable)]
     let hooks = crate::check::hooks::Hooks::install(&mut builder);
+    // Marks the runtime's threads, so that the check knows which tracked tasks run on it.
+    let token = ownership::new_runtime_token();
+    builder.on_thread_start(move || {
+        ownership::set_runtime_token(token);
+    });
     let runtime = builder
         .build()
         .unwrap_or_else(|error| panic!("leak-check: cannot build the test's runtime: {error}"));
@@ -198,10 +203,13 @@ pub fn run_test<T>(
         runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
         return output;
     }
-    let check = options.begin(&settings, Some(runtime.handle()));
+    let check = options.begin(&settings, Some((runtime.handle(), token)));
     #[cfg(tokio_unstable)]
     hooks.attach(check.core());
+    // The test's thread runs a current-thread runtime's tasks inside `block_on`.
+    let previous = ownership::set_runtime_token(token);
     let finished = runtime.block_on(run_checked(check, body, settings.timeout));
+    ownership::set_runtime_token(previous);
     runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
     verdict(finished, &settings, options)
 }
@@ -442,54 +450,5 @@ impl<F: Future> Future for Guarded<F> {
             (Ok(_), Err(payload)) => Err(payload),
             (result, _) => result,
         })
-    }
-}
-
-/// Hooks for `benches/`, not for tests or users.
-pub mod bench {
-    use std::panic::Location;
-    use std::time::Instant;
-
-    use crate::check::Check;
-    use crate::config::DEFAULT_GRACE;
-    use crate::tracking::ownership::Registration;
-    use crate::report::ReportKind;
-    use crate::tracking::task::{TaskKind, TaskRecord};
-
-    /// Reads the clock task records read on every poll that returns `Pending`.
-    pub fn record_clock() -> u64 {
-        crate::tracking::clock::now()
-    }
-
-    /// A check with `tasks` stragglers spread evenly over `sites`, as if the grace period had
-    /// just run out.
-    pub struct Stragglers {
-        check: Check,
-        _tasks: Vec<Registration>,
-    }
-
-    impl Stragglers {
-        /// Registers the stragglers.
-        pub fn new(tasks: usize, sites: &[&'static Location<'static>]) -> Stragglers {
-            let check = Check::begin("bench".into(), DEFAULT_GRACE, Default::default(), None);
-            let owner = check.owner();
-            let tasks = (0..tasks)
-                .map(|i| {
-                    let site = sites[i % sites.len()];
-                    Registration::new(TaskRecord::new(&owner, site, None, TaskKind::Async, false))
-                })
-                .collect();
-            Stragglers {
-                check,
-                _tasks: tasks,
-            }
-        }
-
-        /// Builds the report and its text, as a leaking test does; returns the text.
-        pub fn report(&self) -> String {
-            self.check
-                .report(ReportKind::Leak, Instant::now())
-                .to_string()
-        }
     }
 }

@@ -10,10 +10,12 @@ use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 
 #[cfg(feature = "tracking")]
 use crate::tracking::{
-    cohort::Cohort,
-    ownership::{self, Registration, Tracked},
-    task::{TaskKind, TaskRecord},
+    owner,
+    record::{TaskKind, TaskRecord},
+    tracked::{self, Registration, Tracked},
 };
+#[cfg(feature = "tracking")]
+use std::sync::Arc;
 
 /// Spawns a task, like [`tokio::spawn`], recording where it was spawned.
 ///
@@ -195,8 +197,12 @@ impl Builder {
         F::Output: Send + 'static,
     {
         #[cfg(feature = "tracking")]
-        let future = match self.track(future) {
-            Ok(task) => return tracked(|| tokio::spawn(task)),
+        let future = match self.track(future, TaskKind::Async) {
+            Ok((task, record)) => {
+                let join = tracked(|| tokio::spawn(task));
+                record.set_abort_handle(join.abort_handle());
+                return join;
+            }
             Err(future) => future,
         };
         tokio::spawn(future)
@@ -210,8 +216,12 @@ impl Builder {
         F::Output: Send + 'static,
     {
         #[cfg(feature = "tracking")]
-        let future = match self.track(future) {
-            Ok(task) => return tracked(|| handle.spawn(task)),
+        let future = match self.track(future, TaskKind::Async) {
+            Ok((task, record)) => {
+                let join = tracked(|| handle.spawn(task));
+                record.set_abort_handle(join.abort_handle());
+                return join;
+            }
             Err(future) => future,
         };
         handle.spawn(future)
@@ -227,8 +237,7 @@ impl Builder {
         #[cfg(feature = "tracking")]
         if let Some(registration) = self.register(TaskKind::Blocking) {
             let record = registration.record.clone();
-            let join =
-                tokio::task::spawn_blocking(move || ownership::run_blocking(registration, f));
+            let join = tokio::task::spawn_blocking(move || tracked::run_blocking(registration, f));
             record.set_abort_handle(join.abort_handle());
             return join;
         }
@@ -247,7 +256,7 @@ impl Builder {
         if let Some(registration) = self.register(TaskKind::Blocking) {
             let record = registration.record.clone();
             let join =
-                tracked(|| handle.spawn_blocking(move || ownership::run_blocking(registration, f)));
+                tracked(|| handle.spawn_blocking(move || tracked::run_blocking(registration, f)));
             record.set_abort_handle(join.abort_handle());
             return join;
         }
@@ -262,9 +271,14 @@ impl Builder {
         F::Output: 'static,
     {
         #[cfg(feature = "tracking")]
-        if let Some(registration) = self.register(TaskKind::Local) {
-            return tracked(|| tokio::task::spawn_local(Tracked::new(future, registration)));
-        }
+        let future = match self.track(future, TaskKind::Local) {
+            Ok((task, record)) => {
+                let join = tracked(|| tokio::task::spawn_local(task));
+                record.set_abort_handle(join.abort_handle());
+                return join;
+            }
+            Err(future) => future,
+        };
         tokio::task::spawn_local(future)
     }
 
@@ -276,32 +290,27 @@ impl Builder {
         T: Send + 'static,
     {
         #[cfg(feature = "tracking")]
-        let future = match self.track(future) {
-            Ok(task) => return tracked(|| set.spawn(task)),
+        let future = match self.track(future, TaskKind::Async) {
+            Ok((task, record)) => {
+                let abort = tracked(|| set.spawn(task));
+                record.set_abort_handle(abort.clone());
+                return abort;
+            }
             Err(future) => future,
         };
         set.spawn(future)
     }
 
-    /// Wraps an async task about to be spawned here, if a check owns this place; gives the
-    /// future back if not. An unnamed task starts without a record of its own (see `Cohort`);
-    /// a named or background one has one from the start.
+    /// Wraps an async task about to be spawned here, with its record (to keep its abort handle
+    /// in), if a check owns this place; gives the future back if not.
     #[cfg(feature = "tracking")]
     #[track_caller]
-    fn track<F>(self, future: F) -> Result<Tracked<F>, F> {
-        let site = std::panic::Location::caller();
-        let Builder { name, background } = self;
-        let lazy = name.is_none() && !background;
-        let task = ownership::with_current(move |owner| {
-            if let Some(cohort) = lazy.then(|| Cohort::for_spawn(owner, site)).flatten() {
-                return Ok(cohort);
+    fn track<F>(self, future: F, kind: TaskKind) -> Result<(Tracked<F>, Arc<TaskRecord>), F> {
+        match self.register(kind) {
+            Some(registration) => {
+                let record = registration.record.clone();
+                Ok((Tracked::new(future, registration), record))
             }
-            let record = TaskRecord::new(owner, site, name, TaskKind::Async, background);
-            Err(Registration::new(record))
-        });
-        match task {
-            Some(Ok(cohort)) => Ok(Tracked::in_cohort(future, cohort)),
-            Some(Err(registration)) => Ok(Tracked::new(future, registration)),
             None => Err(future),
         }
     }
@@ -311,7 +320,7 @@ impl Builder {
     #[track_caller]
     fn register(self, kind: TaskKind) -> Option<Registration> {
         let site = std::panic::Location::caller();
-        ownership::with_current(|owner| {
+        owner::with_current(|owner| {
             Registration::new(TaskRecord::new(
                 owner,
                 site,

@@ -1,5 +1,5 @@
-//! Tasks that have not yielded yet: counted by their check without a record of their own, and
-//! reported by the cohort they belong to (spawn site and chain) when they outlive the body.
+//! Tasks that have not yielded yet (never polled, or inside their first poll): reported at their
+//! spawn site with their chain like any other, and stopped without running on.
 
 mod support;
 
@@ -26,10 +26,8 @@ async fn leak_blocked_in_first_poll() {
 fn a_task_blocked_in_its_first_poll_is_reported() {
     let output = expect_failure("leak_blocked_in_first_poll");
     assert_reports(&output, 1, &site_of("blocked"));
-    assert!(
-        output.contains("not yielded: never returned from its first poll"),
-        "{output}"
-    );
+    assert!(output.contains("still in its first poll"), "{output}");
+    assert!(output.contains("stuck in poll"), "{output}");
 }
 
 // With the only worker blocked, a task that was never polled is reported at its site too, and
@@ -233,7 +231,7 @@ async fn leak_in_first_poll_at_the_stop() {
 #[test]
 fn a_task_in_its_first_poll_at_the_stop_is_stopped_when_it_yields() {
     let output = expect_failure("leak_in_first_poll_at_the_stop");
-    assert!(output.contains("not yielded"), "{output}");
+    assert!(output.contains("stuck in poll"), "{output}");
     assert!(
         !output.contains("polled again after the check stopped"),
         "{output}"

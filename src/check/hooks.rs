@@ -13,9 +13,10 @@ use parking_lot::Mutex;
 use tokio::runtime::TaskMeta;
 use tokio::task::Id;
 
-use crate::tracking::ownership::{self, Entered, Owner, Registration};
-use crate::tracking::registry::CheckCore;
-use crate::tracking::task::{TaskKind, TaskRecord};
+use crate::tracking::owner::{self as ownership, Entered, Owner};
+use crate::tracking::record::TaskKind;
+use crate::tracking::tracked::Registration;
+use crate::tracking::{CheckCore, TaskRecord};
 
 /// A plain task being polled on this thread, and the owner entered for it.
 type Polling = Option<(Arc<TaskRecord>, Entered)>;

@@ -1,32 +1,35 @@
-//! The check that runs when a test body ends: wait for the test's own tasks, then report and
-//! abort whatever is still alive, and stop its background work.
+//! The check that runs when a test body ends: wait for the test's own tasks (settle), decide
+//! (verdict), then stop everything of the check that is still alive (cleanup), however many
+//! generations of tasks their `Drop`s spawn.
 
 pub(crate) mod dump;
 #[cfg(tokio_unstable)]
 pub(crate) mod hooks;
 pub(crate) mod wait;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::runtime::{Handle, RuntimeMetrics};
+use tokio::runtime::{Handle, RuntimeFlavor, RuntimeMetrics};
 
 use crate::config::allow::AllowList;
-use crate::tracking::clock;
-use crate::tracking::cohort::Cohort;
-use crate::tracking::ownership::Owner;
-use crate::tracking::registry::CheckCore;
 use crate::report::{LeakReport, ReportKind, Straggler};
-use crate::tracking::task::{TaskKind, TaskRecord};
-use crate::check::wait::Until;
+use crate::tracking::owner::Owner;
+use crate::tracking::record::TaskKind;
+use crate::tracking::{CheckCore, Phase, TaskRecord};
+use wait::Until;
 
 /// How often tokio's alive-task count is re-read while settling; it cannot wake anyone.
 const RECOUNT_EVERY: Duration = Duration::from_millis(5);
-/// How long aborted tasks get to be dropped before the test moves on.
+/// How long the tasks stopped in one round of cleanup get to be dropped.
 const DROP_TIMEOUT: Duration = Duration::from_secs(1);
 /// A woken task not polled for this long at the deadline is waiting for a thread, and the
 /// deadline moves on by this much, up to the hard deadline.
 const PATIENCE: Duration = Duration::from_millis(10);
+/// Rounds of cleanup (each stops what the `Drop`s of the round before spawned) before the check
+/// closes, after which whatever is spawned is aborted at once.
+const MAX_CLEANUP_ROUNDS: usize = 64;
 
 pub(crate) struct Check {
     core: Arc<CheckCore>,
@@ -36,28 +39,31 @@ pub(crate) struct Check {
     runtime: Option<RuntimeCount>,
 }
 
-/// Tasks of a runtime that the test owns alone, counted by tokio however they were spawned.
+/// The runtime the test owns alone, whose tasks tokio counts however they were spawned.
 struct RuntimeCount {
     handle: Handle,
     metrics: RuntimeMetrics,
     baseline: usize,
+    /// The runtime's token (see `owner::runtime_token`): which tracked tasks run on it.
+    token: u64,
 }
 
 impl Check {
-    /// Starts a check. `own_runtime` is the runtime the test runs on alone, if any: its tasks are
-    /// then counted even when spawned with plain `tokio::spawn`.
+    /// Starts a check. `own_runtime` is the runtime the test runs on alone, if any, with its
+    /// token: its tasks are then counted even when spawned with plain `tokio::spawn`.
     pub(crate) fn begin(
         test: String,
         grace: Duration,
         allow: AllowList,
-        own_runtime: Option<&Handle>,
+        own_runtime: Option<(&Handle, u64)>,
     ) -> Check {
-        let runtime = own_runtime.map(|handle| {
+        let runtime = own_runtime.map(|(handle, token)| {
             let metrics = handle.metrics();
             RuntimeCount {
                 handle: handle.clone(),
                 baseline: metrics.num_alive_tasks(),
                 metrics,
+                token,
             }
         });
         Check {
@@ -78,20 +84,48 @@ impl Check {
         Owner::Body(self.core.clone())
     }
 
-    /// Alive tasks of the test's own runtime not spawned through leak-check. Every tracked task
-    /// still alive is subtracted, whatever runtime it runs on: that can only hide an untracked
-    /// task, never invent one.
-    fn untracked(&self) -> usize {
+    /// Alive tasks of the test's own runtime that leak-check does not track: tokio's count less
+    /// the tracked tasks that run there. A tracked task not polled yet may run anywhere, so it is
+    /// taken off too: that can only hide an untracked task, never invent one.
+    fn untracked(&self, live: &[Arc<TaskRecord>]) -> usize {
         if self.allow.untracked {
             return 0;
         }
-        self.runtime.as_ref().map_or(0, |count| {
-            let tracked = self.core.live() + self.core.live_background();
-            count
-                .metrics
-                .num_alive_tasks()
-                .saturating_sub(count.baseline + tracked)
-        })
+        let Some(count) = &self.runtime else {
+            return 0;
+        };
+        let tracked_here = live
+            .iter()
+            .filter(|record| matches!(record.kind, TaskKind::Async | TaskKind::Plain))
+            .filter(|record| matches!(record.runtime(), 0) || record.runtime() == count.token)
+            .count();
+        count
+            .metrics
+            .num_alive_tasks()
+            .saturating_sub(count.baseline + tracked_here)
+    }
+
+    /// Blocking closures of the test's own runtime, still running, not spawned through
+    /// leak-check (tokio counts its busy blocking threads only with `tokio_unstable`).
+    #[cfg(tokio_unstable)]
+    fn untracked_blocking(&self, live: &[Arc<TaskRecord>], timekeepers: usize) -> usize {
+        let Some(count) = &self.runtime else {
+            return 0;
+        };
+        let busy = count
+            .metrics
+            .num_blocking_threads()
+            .saturating_sub(count.metrics.num_idle_blocking_threads());
+        let tracked_here = live
+            .iter()
+            .filter(|record| record.closure_running() && record.runtime() == count.token)
+            .count();
+        busy.saturating_sub(tracked_here + timekeepers)
+    }
+
+    #[cfg(not(tokio_unstable))]
+    fn untracked_blocking(&self, _live: &[Arc<TaskRecord>], _timekeepers: usize) -> usize {
+        0
     }
 
     fn is_allowed(&self, record: &TaskRecord) -> bool {
@@ -101,106 +135,65 @@ impl Check {
                 .allows(record.origin.site, record.origin.name.as_deref())
     }
 
-    /// The stragglers to wait for and report: not background work, not allowed.
-    fn reportable(&self) -> Vec<Arc<TaskRecord>> {
-        let mut records = self.core.snapshot();
-        records.retain(|record| !record.background && !self.is_allowed(record));
-        records
+    /// A straggler the report lists: not background work, not allowed.
+    fn is_reportable(&self, record: &TaskRecord) -> bool {
+        !record.background && !self.is_allowed(record)
     }
 
-    /// The cohorts of tasks that have not yielded, with how many, that are not allowed.
-    fn reportable_unyielded(&self) -> Vec<(Arc<Cohort>, usize)> {
-        let mut cohorts = self.core.unyielded_cohorts();
-        cohorts.retain(|(cohort, _)| !self.allow.allows(cohort.site, None));
-        cohorts
+    /// Nothing to report now: no own task (or only allowed ones), nothing untracked.
+    fn is_clean(&self, timekeepers: usize) -> bool {
+        if self.runtime.is_none() && !self.allow.may_allow_some() {
+            return self.core.own_live() == 0;
+        }
+        let live = self.core.snapshot();
+        !live.iter().any(|record| self.is_reportable(record))
+            && self.untracked(&live) == 0
+            && self.untracked_blocking(&live, timekeepers) == 0
     }
 
-    fn is_clean(&self) -> bool {
-        let tracked_done = self.core.live() == 0
-            || (self.allow.may_allow_some()
-                && self.reportable_unyielded().is_empty()
-                && self.reportable().is_empty());
-        tracked_done && self.untracked() == 0
-    }
-
-    /// Call when the body has returned or panicked. Returns the report if tasks leaked, after
-    /// aborting them; background tasks are stopped either way.
+    /// Call when the body has returned or panicked. Returns the report if tasks leaked; stops
+    /// everything of the check either way.
     pub(crate) async fn conclude(self) -> Option<LeakReport> {
-        let (mut report, seen) = match self.settle().await {
-            Some((report, seen)) => (Some(report), seen),
-            None => (None, Seen::default()),
-        };
-        self.stop_all(false).await;
-        // Stopping drops futures, whose Drop impls may spawn: those are stragglers too. Tasks
-        // spawned since the report are in cohorts of a later stop epoch, or have records not
-        // seen by the report and not from the cohorts it saw.
-        let mut late_unyielded = self.reportable_unyielded();
-        late_unyielded.retain(|(cohort, _)| cohort.epoch > seen.epoch);
-        let mut late = self.reportable();
-        late.retain(|record| {
-            !seen.records.contains(&Arc::as_ptr(record))
-                && record.cohort_epoch().is_none_or(|epoch| epoch > seen.epoch)
-        });
-        let any_late = !late.is_empty() || !late_unyielded.is_empty();
-        if let (Some(report), true) = (&mut report, any_late) {
-            let now = clock::precise_now();
-            report
-                .stragglers
-                .extend(unyielded_stragglers(&late_unyielded));
-            report
-                .stragglers
-                .extend(late.iter().map(|record| Straggler::describe(record, now)));
-        }
-        if any_late {
-            drop(late);
-            drop(late_unyielded);
-            self.stop_all(false).await;
-        }
-        self.stop_all(true).await;
-        report
+        let report = self.settle().await;
+        self.clean_up(report, Instant::now()).await
     }
 
-    /// Stops every live task of one kind: the test's own, or its background work.
-    async fn stop_all(&self, background: bool) {
-        let unyielded = !background && self.core.has_unyielded();
-        if !background {
-            self.core.stop_unyielded();
-        }
-        let tasks: Vec<_> = self
-            .core
-            .snapshot()
-            .into_iter()
-            .filter(|record| record.background == background)
-            .collect();
-        self.stop(tasks, unyielded, background).await;
+    /// A report of everything alive now, for a body that did not finish in time; everything is
+    /// then stopped as after a leak.
+    pub(crate) async fn timed_out(self, limit: Duration, body_started: Instant) -> LeakReport {
+        let report = self.report(ReportKind::Timeout(limit), body_started, 0);
+        self.clean_up(Some(report), Instant::now())
+            .await
+            .expect("a report given to clean_up comes back")
     }
 
-    /// Waits out the grace period; if tasks are left, returns the report and what its snapshot
-    /// saw, so that later stragglers can be told from them.
-    async fn settle(&self) -> Option<(LeakReport, Seen)> {
-        if self.is_clean() {
+    /// Waits out the grace period; if tasks are left, returns the report.
+    async fn settle(&self) -> Option<LeakReport> {
+        if self.is_clean(0) {
             return None;
         }
         let body_ended = Instant::now();
         for record in self.core.snapshot() {
             record.mark();
         }
-        // A task that has not yielded may not have had a thread yet: give it the extra time.
+        // While the check waits, a paused clock must not jump to the stragglers' timers.
+        let timekeeper = Timekeeper::start();
+        let timekeepers = usize::from(timekeeper.is_some());
+        // A task that has not been polled yet may not have had a thread: give it the extra time.
         let starved = || {
-            let now = clock::precise_now();
-            !self.reportable_unyielded().is_empty()
-                || self
-                    .reportable()
-                    .iter()
-                    .any(|record| record.starved(now, PATIENCE))
+            let now = Instant::now();
+            self.core
+                .snapshot()
+                .iter()
+                .any(|record| self.is_reportable(record) && record.starved(now, PATIENCE))
         };
         let deadline = body_ended + self.grace;
         let hard_deadline = deadline + (self.grace * 4).max(Duration::from_secs(1));
+        let own_at_most = (!self.allow.may_allow_some()).then_some(0);
         let settled = self
             .until(
-                0,
-                false,
-                || self.is_clean(),
+                own_at_most,
+                || self.is_clean(timekeepers),
                 starved,
                 deadline,
                 hard_deadline,
@@ -209,20 +202,108 @@ impl Check {
         if settled {
             return None;
         }
-        let (mut report, seen) = self.report_and_seen(ReportKind::Leak, body_ended);
+        let mut report = self.report(ReportKind::Leak, body_ended, timekeepers);
+        drop(timekeeper);
         if report.is_empty() {
             return None;
         }
         self.add_traces(&mut report).await;
-        Some((report, seen))
+        Some(report)
+    }
+
+    /// Stops everything of the check still alive, round after round, until nothing is left that
+    /// can be stopped: tasks spawned by the `Drop` of a stopped task are stopped in the next
+    /// round. Own tasks that appear during cleanup get a grace period of their own; those still
+    /// alive after it are stragglers too, added to the report (made here if the test was clean).
+    async fn clean_up(&self, mut report: Option<LeakReport>, since: Instant) -> Option<LeakReport> {
+        let first = self.core.enter(Phase::Stopping);
+        if first.is_empty() && report.is_none() {
+            self.core.enter(Phase::Closed);
+            return None;
+        }
+        let mut handled: HashSet<u64> = first.iter().map(|record| record.id).collect();
+        stop(&first);
+        drop(first);
+        let mut late = Vec::new();
+        for _round in 0..MAX_CLEANUP_ROUNDS {
+            // Until the tasks stopped so far are gone, or new ones appear.
+            let deadline = Instant::now() + DROP_TIMEOUT;
+            let settled = || {
+                self.core.snapshot().iter().all(|record| {
+                    handled.contains(&record.id) && !can_be_waited_out(record)
+                })
+            };
+            self.until(None, settled, || false, deadline, deadline).await;
+            let new: Vec<_> = self
+                .core
+                .snapshot()
+                .into_iter()
+                .filter(|record| !handled.contains(&record.id))
+                .collect();
+            if new.is_empty() {
+                break;
+            }
+            handled.extend(new.iter().map(|record| record.id));
+            let (own, others): (Vec<_>, Vec<_>) =
+                new.into_iter().partition(|record| self.is_reportable(record));
+            stop(&others);
+            late.extend(self.late_stragglers(own).await);
+        }
+        // From here on whatever is spawned is aborted before it can run.
+        for record in self.core.enter(Phase::Closed) {
+            if !handled.contains(&record.id) {
+                if self.is_reportable(&record) {
+                    late.push(Straggler::describe(&record, Instant::now()));
+                }
+                record.abort();
+            }
+        }
+        if !late.is_empty() {
+            report
+                .get_or_insert_with(|| self.empty_report(ReportKind::Leak, since))
+                .stragglers
+                .extend(late);
+        }
+        report
+    }
+
+    /// Own tasks spawned during cleanup: given the grace period to end; those that do not are
+    /// described and stopped.
+    async fn late_stragglers(&self, tasks: Vec<Arc<TaskRecord>>) -> Vec<Straggler> {
+        if tasks.is_empty() {
+            return Vec::new();
+        }
+        for record in &tasks {
+            record.mark();
+        }
+        let ids: HashSet<u64> = tasks.iter().map(|record| record.id).collect();
+        drop(tasks);
+        let alive = || -> Vec<Arc<TaskRecord>> {
+            self.core
+                .snapshot()
+                .into_iter()
+                .filter(|record| ids.contains(&record.id))
+                .collect()
+        };
+        let deadline = Instant::now() + self.grace;
+        self.until(None, || alive().is_empty(), || false, deadline, deadline)
+            .await;
+        let now = Instant::now();
+        let alive = alive();
+        let stragglers = alive
+            .iter()
+            .map(|record| Straggler::describe(record, now))
+            .collect();
+        stop(&alive);
+        stragglers
     }
 
     /// Each straggler's async backtrace, where task dumps are available.
     async fn add_traces(&self, report: &mut LeakReport) {
-        let Some(runtime) = self.runtime.as_ref().filter(|_| crate::check::dump::ENABLED) else {
+        let Some(runtime) = self.runtime.as_ref().filter(|_| dump::ENABLED) else {
             return;
         };
-        let mut traces = crate::check::dump::traces(&runtime.handle).await;
+        let mut traces = dump::traces(&runtime.handle).await;
         for straggler in &mut report.stragglers {
             straggler.trace = straggler
                 .task_id
@@ -231,72 +312,21 @@ impl Check {
         }
     }
 
-    /// A report of everything alive now, for a body that did not finish in time; the tasks are
-    /// then stopped like stragglers.
-    pub(crate) async fn timed_out(self, limit: Duration, body_started: Instant) -> LeakReport {
-        let report = self.report(ReportKind::Timeout(limit), body_started);
-        self.stop_all(false).await;
-        self.stop_all(true).await;
-        report
-    }
-
-    /// Aborts `records` (and, through the stop epoch, tasks that have not yielded, if
-    /// `unyielded`) and waits (bounded) until all but the blocking ones are dropped.
-    async fn stop(&self, records: Vec<Arc<TaskRecord>>, unyielded: bool, background: bool) {
-        if records.is_empty() && !unyielded {
-            return;
-        }
-        // Running blocking closures cannot be aborted, and plain tasks (seen through tokio's hooks)
-        // have no handle here: their runtime's shutdown drops them. Do not wait for those.
-        let blocking = records
-            .iter()
-            .filter(|record| record.closure_running() || record.kind == TaskKind::Plain)
-            .count();
-        for record in &records {
-            record.abort();
-        }
-        drop(records);
-        let abort_deadline = Instant::now() + DROP_TIMEOUT;
-        let left = || {
-            if background {
-                self.core.live_background()
-            } else {
-                self.core.live()
-            }
-        };
-        let dropped = || left() <= blocking;
-        self.until(
-            blocking,
-            background,
-            dropped,
-            || false,
-            abort_deadline,
-            abort_deadline,
-        )
-        .await;
-    }
-
+    /// Resolves once `done` says so (checked at each end of a task that leaves at most
+    /// `own_at_most` own tasks, or of any task for `None`), or with `false` at the deadline.
     fn until<'a>(
         &'a self,
-        live_target: usize,
-        background: bool,
+        own_at_most: Option<usize>,
         done: impl FnMut() -> bool + Unpin + 'a,
         may_extend: impl FnMut() -> bool + Unpin + 'a,
         deadline: Instant,
         hard_deadline: Instant,
     ) -> Until<impl FnMut() -> bool + Unpin + 'a, impl FnMut() -> bool + Unpin + 'a> {
         let core = self.core.clone();
-        // With an allow-list, the last reportable task's exit may not bring the count to the
-        // target: wake on every exit then.
-        let target = if background || !self.allow.may_allow_some() {
-            live_target
-        } else {
-            usize::MAX
-        };
         Until {
             done,
             may_extend,
-            register: Box::new(move |waker| core.wake_when_at_most(target, waker)),
+            register: Box::new(move |waker| core.wake_when(own_at_most, waker)),
             deadline,
             hard_deadline,
             recheck_every: self.runtime.as_ref().map(|_| RECOUNT_EVERY),
@@ -304,84 +334,87 @@ impl Check {
         }
     }
 
-    pub(crate) fn report(&self, kind: ReportKind, since: Instant) -> LeakReport {
-        self.report_and_seen(kind, since).0
+    fn empty_report(&self, kind: ReportKind, since: Instant) -> LeakReport {
+        LeakReport {
+            kind,
+            test: self.test.clone(),
+            waited: Instant::now().saturating_duration_since(since),
+            stragglers: Vec::new(),
+            untracked: 0,
+            allowed: 0,
+        }
     }
 
-    /// The report, and every task its snapshot saw.
-    fn report_and_seen(&self, kind: ReportKind, since: Instant) -> (LeakReport, Seen) {
+    /// The report of what is alive now: each live task once, from one snapshot.
+    pub(crate) fn report(&self, kind: ReportKind, since: Instant, timekeepers: usize) -> LeakReport {
         let now = Instant::now();
-        let stamp = clock::precise_now();
-        let epoch = self.core.stop_epoch();
-        // Cohorts first: see `CheckCore::unyielded_cohorts`.
-        let (allowed_unyielded, unyielded): (Vec<_>, Vec<_>) = self
-            .core
-            .unyielded_cohorts()
-            .into_iter()
-            .partition(|(cohort, _)| self.allow.allows(cohort.site, None));
-        let all = self.core.snapshot();
-        let seen = Seen {
-            records: all.iter().map(Arc::as_ptr).collect(),
-            epoch,
-        };
-        let allowed = all
+        let live = self.core.snapshot();
+        let allowed = live
             .iter()
             .filter(|record| !record.background && self.is_allowed(record))
-            .count()
-            + allowed_unyielded.iter().map(|(_, n)| n).sum::<usize>();
-        let mut stragglers: Vec<Straggler> = unyielded_stragglers(&unyielded);
-        stragglers.extend(
-            all.iter()
-                .filter(|record| !record.background && !self.is_allowed(record))
-                .map(|record| Straggler::describe(record, stamp)),
-        );
-        drop(all);
-        // Cohorts and records are read at different moments: if nothing is alive now, whatever
-        // they listed has ended since (or was a task seen twice as it yielded).
-        if self.core.live() == 0 {
-            stragglers.clear();
-        }
+            .count();
+        let stragglers = live
+            .iter()
+            .filter(|record| self.is_reportable(record))
+            .map(|record| Straggler::describe(record, now))
+            .collect();
         // tokio's count is not strongly consistent across workers: take the least of a few reads.
         let untracked = (0..3)
             .map(|attempt| {
                 if attempt > 0 {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                self.untracked()
+                self.untracked(&live)
             })
             .min()
             .unwrap_or(0);
-        let report = LeakReport {
+        let _untracked_blocking = self.untracked_blocking(&live, timekeepers);
+        LeakReport {
             kind,
             test: self.test.clone(),
             waited: now.saturating_duration_since(since),
             stragglers,
             untracked,
             allowed,
-        };
-        (report, seen)
+        }
     }
 }
 
-/// The tasks a report's snapshot saw, so that later stragglers can be told from them.
-#[derive(Default)]
-struct Seen {
-    records: Vec<*const TaskRecord>,
-    /// The check's stop epoch at the report: tasks of cohorts of this epoch or earlier were
-    /// there to be seen.
-    epoch: u32,
+/// Stops `tasks`: marks them all first, then aborts them, so that a task released by another's
+/// drop cannot run on before its own abort.
+fn stop(tasks: &[Arc<TaskRecord>]) {
+    for record in tasks {
+        record.request_stop();
+    }
+    for record in tasks {
+        record.abort();
+    }
 }
 
-/// One straggler per task of each cohort.
-fn unyielded_stragglers(cohorts: &[(Arc<Cohort>, usize)]) -> Vec<Straggler> {
-    cohorts
-        .iter()
-        .flat_map(|(cohort, alive)| std::iter::repeat_n(Straggler::unyielded(cohort), *alive))
-        .collect()
+/// Whether cleanup should wait for this live task to be dropped: not a running blocking closure
+/// (it cannot be stopped), not a plain task (its runtime's shutdown drops it).
+fn can_be_waited_out(record: &TaskRecord) -> bool {
+    record.kind != TaskKind::Plain && !record.closure_running()
 }
 
-impl Drop for Check {
-    fn drop(&mut self) {
-        self.core.close_cohorts();
+/// Keeps a current-thread runtime's paused clock (`start_paused`, `time::pause`) from jumping to
+/// the next timer while the check waits: tokio does not auto-advance a paused clock while a
+/// blocking closure runs, so one runs until this is dropped. The verdict is then judged in real
+/// time: a straggler sleeping an hour of paused time is still asleep at the deadline.
+struct Timekeeper {
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+impl Timekeeper {
+    /// Only on a current-thread runtime, the only kind whose clock can be paused.
+    fn start() -> Option<Timekeeper> {
+        let handle = Handle::try_current().ok()?;
+        if handle.runtime_flavor() != RuntimeFlavor::CurrentThread {
+            return None;
+        }
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        // Bounded, in case the check itself is dropped without dropping this.
+        drop(handle.spawn_blocking(move || stopped.recv_timeout(Duration::from_secs(300))));
+        Some(Timekeeper { _stop: stop })
     }
 }

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::fmt::{self, Display, Formatter};
 use std::panic::Location;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::tracking::cohort::Cohort;
-use crate::tracking::task::{Parent, TaskKind, TaskRecord, TaskState};
+use crate::tracking::record::{Parent, TaskKind, TaskState};
+use crate::tracking::TaskRecord;
 
 /// Sites beyond this many are summed up in one line, so a huge leak stays readable.
 const MAX_SITES: usize = 20;
@@ -32,8 +32,7 @@ pub(crate) struct Straggler {
 
 impl Straggler {
     /// Describes a record held once by the caller (in a snapshot).
-    /// `now` is a reading of [`clock::precise_now`](crate::tracking::clock::precise_now).
-    pub(crate) fn describe(record: &Arc<TaskRecord>, now: u64) -> Straggler {
+    pub(crate) fn describe(record: &Arc<TaskRecord>, now: Instant) -> Straggler {
         let activity = record.activity(now, 1);
         Straggler {
             site: record.origin.site,
@@ -48,21 +47,6 @@ impl Straggler {
             idle_for: activity.idle_for,
             state: activity.state,
             task_id: record.task_id(),
-            trace: None,
-        }
-    }
-
-    /// Describes a task of `cohort`, which has not yielded.
-    pub(crate) fn unyielded(cohort: &Cohort) -> Straggler {
-        Straggler {
-            site: cohort.site,
-            name: None,
-            chain: chain(&cohort.parent),
-            age: None,
-            polls: 0,
-            idle_for: None,
-            state: TaskState::NotYielded,
-            task_id: None,
             trace: None,
         }
     }
@@ -306,9 +290,7 @@ impl Display for Group<'_> {
 
         let polls = Range::of(self.members.iter().map(|s| s.polls));
         let age = Range::of(self.members.iter().filter_map(|s| s.age));
-        // Tasks that never yielded have no activity to show: their state line says it all.
-        let unyielded = age.is_none() && first.state == TaskState::NotYielded;
-        if !unyielded {
+        {
             match (age, polls) {
                 (Some(age), _) => write!(f, "      age {}", age.map(Human))?,
                 (None, Some(Range { max: 0, .. })) => write!(f, "      not started yet")?,
@@ -368,7 +350,6 @@ pub(crate) fn state_name(state: TaskState) -> &'static str {
         TaskState::StuckInPoll => "stuck in poll",
         TaskState::Blocking => "blocking",
         TaskState::Pending => "pending",
-        TaskState::NotYielded => "not yielded",
     }
 }
 
@@ -388,9 +369,6 @@ fn state_meaning(state: TaskState) -> &'static str {
         TaskState::Blocking => "a spawn_blocking closure that has not returned",
         TaskState::Pending => {
             "pending; spawned with plain tokio::spawn, so who holds its waker is not known"
-        }
-        TaskState::NotYielded => {
-            "never returned from its first poll, or never got a thread to be polled on"
         }
     }
 }
@@ -430,11 +408,6 @@ fn hint(state: TaskState) -> &'static str {
             "it waits for something that never comes (a channel that is never closed, a select! \
              loop with no cancellation branch, a JoinHandle nobody awaits); spawn it with \
              leak_check::spawn to see whether anything can still wake it"
-        }
-        TaskState::NotYielded => {
-            "a first poll that never returns blocks its worker thread: replace the blocking call \
-             (std::thread::sleep, a sync lock or I/O, a loop with no .await) with its async \
-             version or move it to spawn_blocking; if every worker was busy, it never ran at all"
         }
     }
 }

@@ -1,7 +1,59 @@
 //! The bookkeeping: which check owns a task, and which of its tasks are alive.
+//!
+//! # The protocol
+//!
+//! Everything a check decides (is a task of mine alive? which ones? what did cleanup miss?)
+//! is read from one structure per check, [`CheckCore`], whose state sits behind **one lock**:
+//! the set of the check's live tasks (each a [`TaskRecord`] with a number of its own), how many
+//! of them are not background work, the check's [`Phase`], and the waker of the check if it
+//! waits. Every change to that state, and every read of it that a verdict depends on, takes the
+//! lock; so all of them happen in one order, and each read sees the state at one moment. There
+//! is no other counter, cache or batch to reconcile.
+//!
+//! Who writes what:
+//!
+//! | what | written by | when |
+//! | --- | --- | --- |
+//! | the live set, the own count | the spawning thread (`register`) | before the task can run, while its spawner is current (so still in the set) |
+//! | | the thread that drops the task's future or closure (`end`) | after that drop, so whatever its `Drop` spawned is in the set first |
+//! | the phase | the check (`enter`) | once the verdict is in (`Stopping`), once cleanup is done (`Closed`) |
+//! | the waiter | the check (`wake_when`) before it looks at the set; read by `end`, which wakes it outside the lock | |
+//! | a record's late mark | `register`, under the check's lock | a task spawned once the phase is past `Open` |
+//! | a record's abort state (own lock) | the check (`abort`), or `register` once `Closed`; the handle by the spawner once tokio gives it | whichever of request and handle comes second aborts |
+//! | a record's activity (polls, woken, in poll, times) | the thread polling the task; `woken` also by any waker | read by the report only, never by a verdict |
+//!
+//! Orderings that pair: the check's lock orders every change of the set and the phase (the lock's
+//! release and acquire). A record's abort request and its handle are ordered by the record's own
+//! lock (taken after the check's, never the other way). A wake sets `woken` before it reads the
+//! task's waker, and the poll that stores the waker reads `woken` after (both `SeqCst`), so a wake
+//! that races the first `Pending` is never lost. The owner of the current scope is a
+//! thread-local, so it needs no ordering.
+//!
+//! # The invariants (each is a loom model in `tracking::loom`)
+//!
+//! 1. **No false clean.** The own count never reads zero while an own task of the check is
+//!    alive: a task is added before it can run, by a spawner that is itself in the set (or the
+//!    body, which is alive), and taken out only after its future has been dropped.
+//! 2. **Each straggler once.** A snapshot lists every live task exactly once: records are added
+//!    once and never move between structures.
+//! 3. **No ghost.** A task that has ended is never listed: it left the set before its end
+//!    returned, and a snapshot is taken under the same lock.
+//! 4. **Late arrivals are seen.** A task spawned while the check stops its stragglers (from a
+//!    `Drop`) is either in the list the check took when it moved to `Stopping`, or marked late;
+//!    once `Closed`, it is also aborted before it can run.
+//! 5. **No lost wake.** A check that registers its waker and then sees tasks alive is woken by
+//!    the end that brings the count to what it waits for.
+//!
+//! Ownership is by lineage: the owner (`owner::Owner`) is the test body or the tracked task being
+//! polled, set in a thread-local for the duration of the poll, so every spawn inherits it.
 
-pub(crate) mod clock;
-pub(crate) mod cohort;
-pub(crate) mod ownership;
-pub(crate) mod registry;
-pub(crate) mod task;
+pub(crate) mod check_core;
+#[cfg(all(test, leak_check_loom))]
+mod loom;
+pub(crate) mod owner;
+pub(crate) mod record;
+pub(crate) mod sync;
+pub(crate) mod tracked;
+
+pub(crate) use check_core::{CheckCore, Phase};
+pub(crate) use record::TaskRecord;

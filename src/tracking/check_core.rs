@@ -1,0 +1,181 @@
+//! One check's tasks: the set of its live tasks, kept under one lock, and whoever waits for
+//! them to end. The protocol is stated in the module doc of [`tracking`](super).
+
+use std::sync::Arc;
+use std::task::Waker;
+
+use super::record::TaskRecord;
+use super::sync::Mutex;
+
+/// The shared heart of one check.
+pub(crate) struct CheckCore {
+    tasks: Mutex<Tasks>,
+}
+
+/// Where a check is in its life. It only moves forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Phase {
+    /// The body runs, or the check waits for its tasks: spawns are ordinary.
+    Open,
+    /// The check stops its tasks: a task spawned now (from a `Drop`) is marked late.
+    Stopping,
+    /// The check has ended: a task spawned now is marked late and aborted at once.
+    Closed,
+}
+
+struct Tasks {
+    /// Every live task of the check, own, allowed and background alike.
+    live: Slab,
+    /// Of `live`: tasks that are not background work.
+    own: usize,
+    phase: Phase,
+    waiter: Option<Waiter>,
+}
+
+/// The check waiting for its tasks, and when to wake it.
+struct Waiter {
+    waker: Waker,
+    /// Wake once at most this many own tasks are left (`None`: on every task's end).
+    own_at_most: Option<usize>,
+}
+
+/// Where a registered task sits in its check's set; given back to end it.
+#[derive(Debug)]
+pub(crate) struct Key(usize);
+
+impl CheckCore {
+    pub(crate) fn new() -> Self {
+        CheckCore {
+            tasks: Mutex::new(Tasks {
+                live: Slab::default(),
+                own: 0,
+                phase: Phase::Open,
+                waiter: None,
+            }),
+        }
+    }
+
+    /// Adds a task to the set. Called before the task can run, so that it is in the set before
+    /// it can end, and from where its spawner is current, so that the spawner is still in the
+    /// set: the set is never empty while a task of the check lives (invariant 1).
+    ///
+    /// A task spawned once the check is stopping is marked late, and once it has closed, it is
+    /// also aborted (`TaskRecord::abort` is asked for under the lock, so no stop can miss it).
+    pub(crate) fn register(&self, record: &Arc<TaskRecord>) -> Key {
+        let mut tasks = self.tasks.lock();
+        if tasks.phase != Phase::Open {
+            record.mark_late();
+            if tasks.phase == Phase::Closed {
+                record.abort();
+            }
+        }
+        if !record.background {
+            tasks.own += 1;
+        }
+        Key(tasks.live.insert(record.clone()))
+    }
+
+    /// Takes an ended task out of the set: called once its future (or closure) has been dropped,
+    /// so that whatever its `Drop` spawned is in the set first. Wakes the waiting check if it
+    /// asked for this end.
+    pub(crate) fn end(&self, key: Key) {
+        let waker = {
+            let mut tasks = self.tasks.lock();
+            let record = tasks.live.remove(key.0);
+            if !record.background {
+                tasks.own -= 1;
+            }
+            let own = tasks.own;
+            tasks
+                .waiter
+                .as_ref()
+                .filter(|waiter| waiter.own_at_most.is_none_or(|at_most| own <= at_most))
+                .map(|waiter| waiter.waker.clone())
+        };
+        // Woken outside the lock: the waker may run the check on this thread.
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Live tasks that are not background work.
+    pub(crate) fn own_live(&self) -> usize {
+        self.tasks.lock().own
+    }
+
+    /// Live tasks, background work included.
+    #[cfg(test)]
+    pub(crate) fn all_live(&self) -> usize {
+        self.tasks.lock().live.len()
+    }
+
+    /// Every live task, each once, at one moment (invariants 2 and 3).
+    pub(crate) fn snapshot(&self) -> Vec<Arc<TaskRecord>> {
+        self.tasks.lock().live.records().cloned().collect()
+    }
+
+    /// Wakes `waker` at the next end of a task that leaves at most `own_at_most` own tasks alive
+    /// (`None`: at the next end of any task). Register before looking at the set: an end between
+    /// the look and the wait then still wakes.
+    pub(crate) fn wake_when(&self, own_at_most: Option<usize>, waker: &Waker) {
+        let mut tasks = self.tasks.lock();
+        match &mut tasks.waiter {
+            Some(waiter) if waiter.waker.will_wake(waker) => waiter.own_at_most = own_at_most,
+            other => {
+                *other = Some(Waiter {
+                    waker: waker.clone(),
+                    own_at_most,
+                })
+            }
+        }
+    }
+
+    /// Moves the check on to `phase` (never back), and gives every task live at that moment:
+    /// each task is then either in this list or marked late (invariant 4).
+    pub(crate) fn enter(&self, phase: Phase) -> Vec<Arc<TaskRecord>> {
+        let mut tasks = self.tasks.lock();
+        tasks.phase = tasks.phase.max(phase);
+        tasks.waiter = None;
+        tasks.live.records().cloned().collect()
+    }
+}
+
+/// The live set: records in slots, a freed slot reused by the next insert.
+#[derive(Default)]
+struct Slab {
+    slots: Vec<Option<Arc<TaskRecord>>>,
+    free: Vec<usize>,
+}
+
+impl Slab {
+    fn insert(&mut self, record: Arc<TaskRecord>) -> usize {
+        match self.free.pop() {
+            Some(index) => {
+                self.slots[index] = Some(record);
+                index
+            }
+            None => {
+                self.slots.push(Some(record));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// Only the task that was given `index` removes it, once.
+    fn remove(&mut self, index: usize) -> Arc<TaskRecord> {
+        let record = self.slots[index]
+            .take()
+            .expect("a task ends once, from the slot it was given");
+        self.free.push(index);
+        record
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    fn records(&self) -> impl Iterator<Item = &Arc<TaskRecord>> {
+        self.slots.iter().flatten()
+    }
+}

@@ -1,0 +1,449 @@
+//! What leak-check knows about one tracked task: who it is (a number of its own, never an
+//! address), where it came from, what it is doing, and how to stop it.
+//!
+//! The record is also the waker handed to the task's future, so one allocation per task covers
+//! identity, activity and wake tracking; how many wakers are held elsewhere is then read off the
+//! record's strong count. Which fields are written by whom is stated once, in the module doc of
+//! [`tracking`](super).
+
+use std::borrow::Cow;
+use std::panic::Location;
+use std::sync::{Arc, OnceLock};
+use std::task::{Wake, Waker};
+use std::time::{Duration, Instant};
+
+use tokio::task::AbortHandle;
+
+use super::check_core::CheckCore;
+use super::owner::Owner;
+use super::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
+
+/// Chains longer than this are cut, so a task that re-spawns itself forever does not keep an
+/// ever-growing list of ancestors alive.
+const MAX_CHAIN_DEPTH: u32 = 16;
+
+/// Numbers records; 0 is never given out.
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TaskKind {
+    Async,
+    /// On a `LocalSet`, which tokio's alive-task count of the runtime does not include.
+    Local,
+    Blocking,
+    /// Spawned with plain `tokio::spawn` and seen through tokio's task hooks
+    /// (`--cfg tokio_unstable`): its polls are seen, its wakers are not, and leak-check holds no
+    /// handle to abort it: its runtime's shutdown drops it.
+    Plain,
+}
+
+/// Where a task came from: its spawn site, name, and who spawned it.
+#[derive(Clone)]
+pub(crate) struct Origin {
+    pub(crate) site: &'static Location<'static>,
+    pub(crate) name: Option<Cow<'static, str>>,
+    pub(crate) parent: Parent,
+    depth: u32,
+    /// How many ancestors in a row were spawned at this same site: a task that re-spawns itself
+    /// has one more than its parent.
+    pub(crate) respawns: u32,
+}
+
+/// Who spawned a task: the test body itself, another tracked task, or an ancestor too far up.
+#[derive(Clone)]
+pub(crate) enum Parent {
+    Body,
+    Task(Arc<Origin>),
+    Cut,
+}
+
+/// What a task inherits from whoever spawns it.
+pub(crate) struct Lineage<'a> {
+    pub(crate) check: &'a Arc<CheckCore>,
+    parent: Option<&'a TaskRecord>,
+    pub(crate) background: bool,
+}
+
+impl<'a> Lineage<'a> {
+    pub(crate) fn of_body(check: &'a Arc<CheckCore>) -> Self {
+        Lineage {
+            check,
+            parent: None,
+            background: false,
+        }
+    }
+
+    pub(crate) fn of_task(record: &'a TaskRecord) -> Self {
+        Lineage {
+            check: &record.check,
+            parent: Some(record),
+            background: record.background,
+        }
+    }
+
+    fn origin(&self, site: &'static Location<'static>, name: Option<Cow<'static, str>>) -> Origin {
+        let Some(parent) = self.parent else {
+            return Origin {
+                site,
+                name,
+                parent: Parent::Body,
+                depth: 1,
+                respawns: 0,
+            };
+        };
+        let respawns = if parent.origin.site == site {
+            parent.origin.respawns + 1
+        } else {
+            0
+        };
+        let (parent_link, depth) = if parent.origin.depth >= MAX_CHAIN_DEPTH {
+            (Parent::Cut, 1)
+        } else {
+            (
+                Parent::Task(parent.origin_for_children().clone()),
+                parent.origin.depth + 1,
+            )
+        };
+        Origin {
+            site,
+            name,
+            parent: parent_link,
+            depth,
+            respawns,
+        }
+    }
+}
+
+/// Whether and how a task is to be stopped. Kept under a lock of its own: the abort can be asked
+/// for before tokio has handed out the task's handle (a task spawned while its check stops), and
+/// whichever of the two comes second does the abort.
+#[derive(Default)]
+struct Abort {
+    requested: bool,
+    handle: Option<AbortHandle>,
+}
+
+pub(crate) struct TaskRecord {
+    /// Unique in the process: what tells two records apart, even after one is freed.
+    pub(crate) id: u64,
+    pub(crate) check: Arc<CheckCore>,
+    pub(crate) origin: Origin,
+    pub(crate) kind: TaskKind,
+    /// Sanctioned to outlive the body (a server, a ticker): never reported, always stopped at
+    /// the end. Whatever such a task spawns is background too.
+    pub(crate) background: bool,
+    /// Spawned after its check began to stop its tasks (from a `Drop`). Written by
+    /// `CheckCore::register` under the check's lock, before the task can run.
+    late: AtomicBool,
+    /// Made when the task first spawns a child, which links to it.
+    origin_for_children: OnceLock<Arc<Origin>>,
+    abort: Mutex<Abort>,
+    /// Set, before any abort through tokio, by every stop: read at each poll, so that a task a
+    /// stop reaches in the middle of a poll is dropped at its next one, whatever order tokio
+    /// cancels tasks in (one task's drop may release another).
+    stop_requested: AtomicBool,
+    /// The leak-check runtime whose thread first polled it (its blocking closure: ran it);
+    /// 0 until then, or when it ran on a thread of no such runtime. See `owner::runtime_token`.
+    runtime: AtomicU64,
+    /// When the task first returned `Pending` (a blocking task: when its closure started).
+    started: OnceLock<Instant>,
+    polls: AtomicU32,
+    polls_at_mark: AtomicU32,
+    in_poll: AtomicBool,
+    /// Set by a wake, cleared when a poll starts. A new task starts scheduled.
+    woken: AtomicBool,
+    /// Nanoseconds after `created` when the last poll returned `Pending` (0: never).
+    last_pending: AtomicU64,
+    created: Instant,
+    /// tokio's waker for the task, to which every wake is forwarded.
+    task_waker: OnceLock<Waker>,
+    /// tokio's id for the task, kept only where task dumps can use it.
+    task_id: OnceLock<tokio::task::Id>,
+}
+
+/// Strong references to the record of a live, tracked async task when it is not being polled:
+/// its registration, the waker it polls with, and its check's live set. Any more are wakers
+/// held elsewhere.
+pub(crate) const OWN_REFS: usize = 3;
+
+impl TaskRecord {
+    /// The record of a task spawned where `owner` is current.
+    pub(crate) fn new(
+        owner: &Owner,
+        site: &'static Location<'static>,
+        name: Option<Cow<'static, str>>,
+        kind: TaskKind,
+        background: bool,
+    ) -> Self {
+        let lineage = owner.lineage();
+        TaskRecord {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            check: lineage.check.clone(),
+            origin: lineage.origin(site, name),
+            kind,
+            background: background || lineage.background,
+            late: AtomicBool::new(false),
+            origin_for_children: OnceLock::new(),
+            abort: Mutex::new(Abort::default()),
+            stop_requested: AtomicBool::new(false),
+            runtime: AtomicU64::new(0),
+            started: OnceLock::new(),
+            polls: AtomicU32::new(0),
+            polls_at_mark: AtomicU32::new(0),
+            in_poll: AtomicBool::new(false),
+            woken: AtomicBool::new(true),
+            last_pending: AtomicU64::new(0),
+            created: Instant::now(),
+            task_waker: OnceLock::new(),
+            task_id: OnceLock::new(),
+        }
+    }
+
+    fn origin_for_children(&self) -> &Arc<Origin> {
+        self.origin_for_children
+            .get_or_init(|| Arc::new(self.origin.clone()))
+    }
+
+    /// Marks a task spawned while its check stops its tasks (see `CheckCore::register`).
+    pub(super) fn mark_late(&self) {
+        self.late.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the task was spawned while its check stopped its tasks. Read under the check's
+    /// lock or after taking a snapshot, which orders it after `mark_late`.
+    pub(crate) fn is_late(&self) -> bool {
+        self.late.load(Ordering::Relaxed)
+    }
+
+    /// Remembers tokio's id for the task, where task dumps can use it.
+    pub(crate) fn note_task_id(&self, id: Option<tokio::task::Id>) {
+        if crate::check::dump::ENABLED {
+            if let Some(id) = id {
+                let _ = self.task_id.set(id);
+            }
+        }
+    }
+
+    pub(crate) fn task_id(&self) -> Option<tokio::task::Id> {
+        self.task_id.get().copied()
+    }
+
+    /// Keeps the task's handle, once tokio has given it; aborts at once if that was asked for
+    /// already.
+    pub(crate) fn set_abort_handle(&self, handle: AbortHandle) {
+        let mut abort = self.abort.lock();
+        if abort.requested {
+            drop(abort);
+            handle.abort();
+        } else {
+            abort.handle = Some(handle);
+        }
+    }
+
+    /// Marks the task as stopped: its next poll drops its future instead of polling it. Stops
+    /// mark every task they reach before they abort any (see [`TaskRecord::abort`]).
+    pub(crate) fn request_stop(&self) {
+        self.stop_requested.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop reached the task.
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop_requested.load(Ordering::SeqCst)
+    }
+
+    /// Asks tokio to stop the task: an async task's future is dropped at once if it is idle,
+    /// else when its poll returns; a blocking closure only if it has not started.
+    pub(crate) fn abort(&self) {
+        self.request_stop();
+        let handle = {
+            let mut abort = self.abort.lock();
+            abort.requested = true;
+            abort.handle.take()
+        };
+        if let Some(handle) = handle {
+            handle.abort();
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn abort_requested(&self) -> bool {
+        self.abort.lock().requested
+    }
+
+    /// The runtime token of the thread that first ran the task (0: unknown or none).
+    pub(crate) fn runtime(&self) -> u64 {
+        self.runtime.load(Ordering::Relaxed)
+    }
+
+    /// A blocking task whose closure has started (it can no longer be stopped).
+    pub(crate) fn closure_running(&self) -> bool {
+        self.kind == TaskKind::Blocking && self.started.get().is_some()
+    }
+
+    /// For blocking tasks, whose age counts from the start of their closure.
+    pub(crate) fn closure_started(&self) {
+        self.runtime
+            .store(super::owner::runtime_token(), Ordering::Relaxed);
+        let _ = self.started.set(Instant::now());
+    }
+
+    pub(crate) fn poll_started(&self) {
+        if self.polls.load(Ordering::Relaxed) == 0 {
+            self.runtime
+                .store(super::owner::runtime_token(), Ordering::Relaxed);
+            if crate::check::dump::ENABLED {
+                self.note_task_id(tokio::task::try_id());
+            }
+        }
+        self.woken.store(false, Ordering::SeqCst);
+        self.in_poll.store(true, Ordering::Relaxed);
+        // Only the thread polling the task writes the count: no read-modify-write needed.
+        let polls = self.polls.load(Ordering::Relaxed);
+        self.polls.store(polls.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// `task_waker` is tokio's waker for the task. Only a task that returned `Pending` can need
+    /// waking later, so only then is it kept, and a task that finishes in its first poll never
+    /// pays for it. A wake that came during the poll, before it was kept, is passed on here:
+    /// the waker is stored before `woken` is read, and a waking thread sets `woken` before
+    /// reading the waker (both `SeqCst`), so one of the two always wakes the task.
+    pub(crate) fn poll_ended(&self, pending: bool, task_waker: &Waker) {
+        if pending && self.task_waker.get().is_none() {
+            let _ = self.task_waker.set(task_waker.clone());
+            if self.woken.load(Ordering::SeqCst) {
+                task_waker.wake_by_ref();
+            }
+        }
+        self.poll_returned(pending);
+    }
+
+    /// The end of a poll, when the task's waker is not ours to keep (a plain task).
+    pub(crate) fn poll_returned(&self, pending: bool) {
+        if pending {
+            let now = Instant::now();
+            let _ = self.started.set(now);
+            let nanos = now.saturating_duration_since(self.created).as_nanos() as u64;
+            self.last_pending.store(nanos.max(1), Ordering::Relaxed);
+        }
+        self.in_poll.store(false, Ordering::Release);
+    }
+
+    /// Remembers the poll count, so the report can tell a task that kept running during the
+    /// grace period from one that sat still.
+    pub(crate) fn mark(&self) {
+        self.polls_at_mark
+            .store(self.polls.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Inside a poll now.
+    pub(crate) fn in_poll(&self) -> bool {
+        self.in_poll.load(Ordering::Acquire)
+    }
+
+    fn last_pending_at(&self) -> Option<Instant> {
+        match self.last_pending.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(self.created + Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// Waiting for a thread rather than stuck: a blocking closure not started yet, or a task
+    /// woken (or never polled) whose last poll ended more than `patience` ago.
+    pub(crate) fn starved(&self, now: Instant, patience: Duration) -> bool {
+        if self.kind == TaskKind::Blocking {
+            return !self.closure_running();
+        }
+        self.woken.load(Ordering::SeqCst)
+            && !self.in_poll()
+            && self
+                .last_pending_at()
+                .is_none_or(|at| now.saturating_duration_since(at) > patience)
+    }
+
+    /// What the task is doing. `held_by_caller` is how many references to the record the caller
+    /// holds besides the task's own.
+    pub(crate) fn activity(self: &Arc<Self>, now: Instant, held_by_caller: usize) -> Activity {
+        let polls = self.polls.load(Ordering::Relaxed);
+        let polls_during_grace = polls.wrapping_sub(self.polls_at_mark.load(Ordering::Relaxed));
+        let in_poll = self.in_poll();
+        // A poll still running is not evidence of a loop: count the ones that returned.
+        let completed_during_grace = polls_during_grace.saturating_sub(u32::from(in_poll));
+        let idle_for = if in_poll {
+            None
+        } else {
+            self.last_pending_at()
+                .map(|at| now.saturating_duration_since(at))
+        };
+        let age = self
+            .started
+            .get()
+            .map(|at| now.saturating_duration_since(*at));
+        let state = if self.kind == TaskKind::Blocking {
+            if self.closure_running() {
+                TaskState::Blocking
+            } else {
+                TaskState::Runnable
+            }
+        } else if in_poll && completed_during_grace <= 1 {
+            // Inside a poll that began before the grace period, or after at most one other.
+            TaskState::StuckInPoll
+        } else if completed_during_grace >= 2 {
+            TaskState::Busy
+        } else if self.woken.load(Ordering::Acquire) || in_poll {
+            TaskState::Runnable
+        } else if self.kind == TaskKind::Plain {
+            TaskState::Pending
+        } else if Arc::strong_count(self) <= OWN_REFS + held_by_caller {
+            TaskState::Stranded
+        } else {
+            TaskState::Waiting
+        };
+        Activity {
+            polls,
+            age,
+            idle_for,
+            state,
+        }
+    }
+}
+
+impl Wake for TaskRecord {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        if let Some(waker) = self.task_waker.get() {
+            waker.wake_by_ref();
+        }
+    }
+}
+
+/// What a straggler was doing when the grace period ran out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum TaskState {
+    /// Pending, and nothing holds a waker for it: nothing can ever wake it.
+    Stranded,
+    /// Pending, and something holds its waker (a channel, timer, socket...), which never fired.
+    Waiting,
+    /// Polled again and again during the grace period: a loop that never ends.
+    Busy,
+    /// Woken (or never polled yet) and waiting for a worker to poll it.
+    Runnable,
+    /// Inside one poll for the whole grace period: blocking the worker thread.
+    StuckInPoll,
+    /// A `spawn_blocking` closure that has not returned.
+    Blocking,
+    /// Pending, spawned with plain `tokio::spawn`: whether anything holds its waker is unknown.
+    Pending,
+}
+
+pub(crate) struct Activity {
+    pub(crate) polls: u32,
+    /// Since its first poll that returned `Pending` (blocking: since its closure started);
+    /// `None` if that never happened.
+    pub(crate) age: Option<Duration>,
+    pub(crate) idle_for: Option<Duration>,
+    pub(crate) state: TaskState,
+}
