@@ -29,7 +29,7 @@ pub struct Unchecked {
 }
 
 /// Finds the unchecked tests in one file's source. `path` is how the package names leak-check
-/// (`leak_check`, or its rename); `None` when the source does not parse.
+/// (`leak_check`, or its rename). An error when the source does not parse.
 pub fn unchecked(source: &str, path: &str) -> Result<Vec<Unchecked>, syn::Error> {
     let file = syn::parse_file(source)?;
     let mut finder = Finder {
@@ -62,7 +62,10 @@ pub fn insert(source: &str, tests: &[Unchecked]) -> String {
                 .take_while(|c| *c == ' ' || *c == '\t')
                 .collect();
             let ending = if line.ends_with("\r\n") { "\r\n" } else { "\n" };
-            let test = tests.iter().find(|t| t.line == number).expect("a test here");
+            let test = tests
+                .iter()
+                .find(|t| t.line == number)
+                .expect("a test here");
             out.push_str(bom);
             out.push_str(&indent);
             out.push_str(&test.attribute);
@@ -101,8 +104,7 @@ impl<'ast> Visit<'ast> for Finder<'_> {
 
 impl Finder<'_> {
     fn check(&mut self, function: &ItemFn) {
-        let Some((attr, condition)) = function.attrs.iter().find_map(|a| self.tokio_test(a))
-        else {
+        let Some((attr, condition)) = function.attrs.iter().find_map(|a| self.tokio_test(a)) else {
             return;
         };
         let checked = self.modules.iter().any(|(_, checked)| *checked)
@@ -153,10 +155,7 @@ impl Finder<'_> {
     /// The source text of a piece of syntax, as written.
     fn text(&self, node: &Meta) -> String {
         let span = node.span();
-        let (start, end) = (
-            self.offset(span.start()),
-            self.offset(span.end()),
-        );
+        let (start, end) = (self.offset(span.start()), self.offset(span.end()));
         match (start, end) {
             (Some(start), Some(end)) if start < end => self.source[start..end].to_owned(),
             _ => quote::ToTokens::to_token_stream(node).to_string(),
@@ -397,7 +396,8 @@ macro_rules! m { () => { #[tokio::test] async fn in_a_macro() {} } }
 
     #[test]
     fn cfg_attr_tests_get_a_cfg_attr() {
-        let source = "#[cfg_attr(not(miri), tokio::test(flavor = \"multi_thread\"))]\r\nasync fn a() {}\r\n";
+        let source =
+            "#[cfg_attr(not(miri), tokio::test(flavor = \"multi_thread\"))]\r\nasync fn a() {}\r\n";
         assert_eq!(
             annotate(source),
             "#[cfg_attr(not(miri), leak_check::leak_check)]\r\n#[cfg_attr(not(miri), tokio::test(flavor = \"multi_thread\"))]\r\nasync fn a() {}\r\n"

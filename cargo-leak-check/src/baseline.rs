@@ -52,7 +52,10 @@ impl Entry {
         if self.file == UNTRACKED {
             format!("{}{SEPARATOR}{UNTRACKED}", self.test)
         } else {
-            format!("{}{SEPARATOR}{}{SEPARATOR}{}", self.test, self.file, self.call)
+            format!(
+                "{}{SEPARATOR}{}{SEPARATOR}{}",
+                self.test, self.file, self.call
+            )
         }
     }
 

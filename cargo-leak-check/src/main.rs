@@ -65,6 +65,8 @@ Options:
       --stable               without --cfg tokio_unstable (and so without task dumps)
       --baseline FILE        leaks listed in FILE are known: shown, but not failing the run
       --write-baseline FILE  write every leak of the run to FILE; exit 0 if nothing else failed
+      --show-output          print cargo's output as it comes (to stderr), not a progress line;
+                             it is always kept in target/leak-check/output.log
   -h, --help                 print this help
   -V, --version              print the version
 
@@ -133,6 +135,7 @@ fn run_command(args: Vec<OsString>) -> Result<u8, Failure> {
         match arg {
             Long("nextest") => options.nextest = true,
             Long("stable") => options.stable = true,
+            Long("show-output") => options.show_output = true,
             Long("baseline") => options.baseline = Some(PathBuf::from(parser.value()?)),
             Long("write-baseline") => {
                 options.write_baseline = Some(PathBuf::from(parser.value()?));
@@ -149,9 +152,7 @@ fn run_command(args: Vec<OsString>) -> Result<u8, Failure> {
             Long(name) => {
                 let flag = format!("--{name}");
                 match parser.optional_value() {
-                    Some(value) => options
-                        .cargo_args
-                        .push(format!("{flag}={}", text(value)?)),
+                    Some(value) => options.cargo_args.push(format!("{flag}={}", text(value)?)),
                     None => options.cargo_args.push(flag),
                 }
             }
@@ -211,12 +212,7 @@ fn summary_command(args: Vec<OsString>) -> Result<u8, Failure> {
 fn workspace_root() -> PathBuf {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let located = std::process::Command::new(run::cargo())
-        .args([
-            "locate-project",
-            "--workspace",
-            "--message-format",
-            "plain",
-        ])
+        .args(["locate-project", "--workspace", "--message-format", "plain"])
         .stderr(std::process::Stdio::null())
         .output();
     match located {
@@ -244,8 +240,8 @@ fn annotate_command(args: Vec<OsString>) -> Result<u8, Failure> {
         }
     }
     let cwd = std::env::current_dir().map_err(|e| Failure::Run(e.to_string()))?;
-    let metadata =
-        Metadata::load(&run::cargo(), &cwd, manifest_path.as_deref(), true).map_err(Failure::Run)?;
+    let metadata = Metadata::load(&run::cargo(), &cwd, manifest_path.as_deref(), true)
+        .map_err(Failure::Run)?;
     let found = annotate::scan(&metadata);
     for skipped in &found.skipped {
         eprintln!("leak-check: skipped {skipped}");

@@ -27,6 +27,9 @@ pub struct Outcome {
     pub unexplained: Vec<String>,
     ran_full: HashSet<String>,
     ran_short: HashSet<String>,
+    /// Crates whose test binary ran with no test filtered out: a test of theirs that the output
+    /// does not name no longer exists.
+    whole_binaries: HashSet<String>,
     pub passed: usize,
     /// Test binaries started.
     pub binaries: usize,
@@ -37,6 +40,14 @@ impl Outcome {
     /// crate) as run.
     pub fn ran(&self, name: &str) -> bool {
         self.ran_full.contains(name) || self.ran_short.contains(name)
+    }
+
+    /// Whether the test `name`, named with its crate (`crate::path::test`), is gone: its crate's
+    /// test binary ran every test it has, and this was not one of them.
+    pub fn gone(&self, name: &str) -> bool {
+        name.split_once("::")
+            .is_some_and(|(krate, _)| self.whole_binaries.contains(krate))
+            && !self.ran(name)
     }
 
     /// Whether the output named no test that ran (libtest's terse format, `-q`): then which
@@ -184,6 +195,9 @@ impl OutputParser {
         }
         if line.starts_with("test result: ") {
             binary.finished = true;
+            if line.contains(" 0 filtered out") {
+                self.outcome.whole_binaries.insert(binary.krate.clone());
+            }
             binary.in_failures_list = false;
             let binary = self.binary.take()?;
             self.end_binary(binary);
@@ -428,6 +442,15 @@ error: 2 targets failed:
         assert!(outcome.unexplained[0].contains("-p a --test crash"));
         assert!(outcome.ran("my_app::tests::inner") && outcome.ran("ok1"));
         assert!(outcome.ran("t::bad") && !outcome.ran("t::other"));
+        assert!(outcome.gone("t::other") && !outcome.gone("t::bad"));
+        assert!(
+            !outcome.gone("crash::other"),
+            "the crashed binary did not finish"
+        );
+        assert!(
+            !outcome.gone("other"),
+            "without its crate, a test is not known to be gone"
+        );
         assert_eq!(outcome.binaries, 4);
         assert_eq!(outcome.passed, 3);
     }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::outcome::Event;
 
 pub struct Progress {
+    shown: bool,
     terminal: bool,
     width: usize,
     start: Instant,
@@ -23,13 +24,15 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// `report` is the JSON report file, whose lines count the leaking tests so far.
-    pub fn new(report: PathBuf) -> Progress {
+    /// `report` is the JSON report file, whose lines count the leaking tests so far. Without
+    /// `shown`, only the last line is printed (cargo's output is shown instead).
+    pub fn new(report: PathBuf, shown: bool) -> Progress {
         let width = std::env::var("COLUMNS")
             .ok()
             .and_then(|c| c.parse().ok())
             .unwrap_or(100usize);
         Progress {
+            shown,
             terminal: io::stderr().is_terminal(),
             width: width.max(20),
             start: Instant::now(),
@@ -47,16 +50,20 @@ impl Progress {
     pub fn event(&mut self, event: &Event) {
         match event {
             Event::Compiling(krate) => {
-                if self.compiled == 0 && !self.terminal {
+                if self.compiled == 0 && !self.terminal && self.shown {
                     self.plain("compiling");
                 }
                 self.compiled += 1;
-                self.step = format!("compiling {krate} ({} crates)", self.compiled);
+                self.step = format!(
+                    "compiling {krate} ({} crate{})",
+                    self.compiled,
+                    if self.compiled == 1 { "" } else { "s" }
+                );
             }
             Event::Binary(name) => {
                 self.count_leaks();
                 self.step = format!("running {name}");
-                if !self.terminal {
+                if !self.terminal && self.shown {
                     let line = format!("running {name} ({})", self.counts());
                     self.plain(&line);
                 }
@@ -76,6 +83,15 @@ impl Progress {
     pub fn tick(&mut self) {
         self.count_leaks();
         self.draw();
+    }
+
+    /// Clears the line so that something else can be printed; the next event draws it again.
+    pub fn interrupt(&mut self) {
+        if self.terminal && self.drawn {
+            eprint!("\r\x1b[2K");
+            let _ = io::stderr().flush();
+            self.drawn = false;
+        }
     }
 
     /// Clears the line, and says how the run went.
@@ -109,7 +125,7 @@ impl Progress {
     }
 
     fn draw(&mut self) {
-        if !self.terminal {
+        if !self.terminal || !self.shown {
             return;
         }
         let line = format!(

@@ -105,7 +105,9 @@ impl Reports {
                 Ok(_) => self
                     .unreadable
                     .push(format!("{name}:{}: no `test` in the report", index + 1)),
-                Err(error) => self.unreadable.push(format!("{name}:{}: {error}", index + 1)),
+                Err(error) => self
+                    .unreadable
+                    .push(format!("{name}:{}: {error}", index + 1)),
             }
         }
     }

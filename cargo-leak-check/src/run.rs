@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub cargo_args: Vec<String>,
     /// After `--`: for the test binaries.
     pub test_args: Option<Vec<OsString>>,
+    /// Print cargo's output as it comes, instead of the progress line.
+    pub show_output: bool,
 }
 
 /// The cargo to run: the one that ran this subcommand, else `cargo` on the PATH.
@@ -46,8 +48,8 @@ pub fn run(options: RunOptions) -> Result<u8, Failure> {
         .transpose()
         .map_err(Failure::Usage)?;
     let args = CargoArgs::scan(&options.cargo_args);
-    let metadata = Metadata::load(&cargo, &cwd, args.manifest_path.as_deref(), false)
-        .map_err(Failure::Run)?;
+    let metadata =
+        Metadata::load(&cargo, &cwd, args.manifest_path.as_deref(), false).map_err(Failure::Run)?;
 
     // Its own target folder, so the user's own build cache stays as it is.
     let folder = metadata.target_directory.join("leak-check");
@@ -66,29 +68,47 @@ pub fn run(options: RunOptions) -> Result<u8, Failure> {
         }
     }
 
-    let (command, mode) = command(&cargo, &options, &args, &metadata, &folder, &cwd);
-    eprintln!("leak-check: {mode}");
-    let mut command = command;
-    command
-        .current_dir(&cwd)
-        .env("LEAK_CHECK_REPORT", &report_path)
-        .stdin(Stdio::null());
     let runner = if options.nextest {
         Runner::Nextest
     } else {
         Runner::Cargo
     };
-    let (outcome, exit) = execute(command, runner, &report_path, &log_path)?;
-    let outcome = match outcome {
-        Execution::Ran(outcome) => outcome,
-        Execution::NothingRan => {
-            // A build error, or cargo refusing its arguments: show what it said.
-            let log = fs::read_to_string(&log_path).unwrap_or_default();
-            eprint!("{log}");
-            return Err(Failure::Run(format!(
-                "cargo failed before any test ran ({})",
-                exit.unwrap_or_else(|| "no test binary".to_owned())
-            )));
+    let mut taskdump = true;
+    let outcome = loop {
+        let (mut command, mode) =
+            command(&cargo, &options, &args, &metadata, &folder, &cwd, taskdump);
+        eprintln!("leak-check: {mode}");
+        command
+            .current_dir(&cwd)
+            .env("LEAK_CHECK_REPORT", &report_path)
+            .stdin(Stdio::null());
+        let (outcome, exit) = execute(
+            command,
+            runner,
+            &report_path,
+            &log_path,
+            options.show_output,
+        )?;
+        match outcome {
+            Execution::Ran(outcome) => break outcome,
+            Execution::NothingRan => {
+                let log = fs::read_to_string(&log_path).unwrap_or_default();
+                // The packages chosen for the feature were not the ones cargo tested (an
+                // unusual package selection): run again without task dumps.
+                if taskdump && mode.contains("/taskdump") && refused_feature(&log) {
+                    eprintln!("leak-check: cargo refused the taskdump feature; running without task dumps");
+                    taskdump = false;
+                    continue;
+                }
+                // A build error, or cargo refusing its arguments: show what it said.
+                if !options.show_output {
+                    eprint!("{log}");
+                }
+                return Err(Failure::Run(format!(
+                    "cargo failed before any test ran ({})",
+                    exit.unwrap_or_else(|| "no test binary".to_owned())
+                )));
+            }
         }
     };
     eprintln!(
@@ -147,6 +167,13 @@ pub fn finish(summary: &Summary, write_baseline: Option<&Path>) -> Result<u8, Fa
     })
 }
 
+/// Whether cargo's output says it refused a `--features` value for the packages it selected.
+fn refused_feature(log: &str) -> bool {
+    log.contains("does not contain this feature")
+        || log.contains("none of the selected packages contains")
+        || log.contains("does not have a dependency named")
+}
+
 /// The cargo command, and a line saying in which mode it runs.
 fn command(
     cargo: &OsString,
@@ -155,6 +182,7 @@ fn command(
     metadata: &Metadata,
     folder: &Path,
     cwd: &Path,
+    taskdump_wanted: bool,
 ) -> (Command, String) {
     let mut command = Command::new(cargo);
     if options.nextest {
@@ -182,7 +210,11 @@ fn command(
             }
         }
         mode.push("--cfg tokio_unstable".to_owned());
-        mode.push(taskdump(&mut command, args, metadata, cwd));
+        if taskdump_wanted {
+            mode.push(taskdump(&mut command, args, metadata, cwd));
+        } else {
+            mode.push("no task dumps".to_owned());
+        }
     }
     command.args(&options.cargo_args);
     if let Some(test_args) = &options.test_args {
@@ -226,8 +258,15 @@ fn taskdump(command: &mut Command, args: &CargoArgs, metadata: &Metadata, cwd: &
     format!("task dumps (--features {})", names.join(","))
 }
 
+/// `::error file=...::message` and its kin, as leak-check prints them under GitHub Actions.
+fn is_workflow_command(line: &str) -> bool {
+    ["::error", "::warning", "::notice"]
+        .iter()
+        .any(|c| line.starts_with(c))
+}
+
 enum Execution {
-    Ran(crate::outcome::Outcome),
+    Ran(Box<crate::outcome::Outcome>),
     /// No test binary started: the build failed, or cargo stopped before running anything.
     NothingRan,
 }
@@ -239,8 +278,10 @@ fn execute(
     runner: Runner,
     report: &Path,
     log_path: &Path,
+    show_output: bool,
 ) -> Result<(Execution, Option<String>), Failure> {
-    let (reader, writer) = io::pipe().map_err(|e| Failure::Run(format!("cannot make a pipe: {e}")))?;
+    let (reader, writer) =
+        io::pipe().map_err(|e| Failure::Run(format!("cannot make a pipe: {e}")))?;
     let writer2 = writer
         .try_clone()
         .map_err(|e| Failure::Run(format!("cannot make a pipe: {e}")))?;
@@ -272,12 +313,20 @@ fn execute(
     });
 
     let mut parser = OutputParser::new(runner);
-    let mut progress = Progress::new(report.to_owned());
+    let mut progress = Progress::new(report.to_owned(), !show_output);
     loop {
         match received.recv_timeout(Duration::from_millis(250)) {
             Ok(line) => {
                 let _ = log.write_all(line.as_bytes());
                 let text = line.trim_end_matches(['\n', '\r']);
+                if show_output {
+                    eprint!("{line}");
+                } else if is_workflow_command(text) {
+                    // leak-check's GitHub Actions annotations reach the job's log, where the
+                    // runner turns them into annotations on the diff.
+                    progress.interrupt();
+                    println!("{text}");
+                }
                 if let Some(event) = parser.line(text) {
                     progress.event(&event);
                 }
@@ -295,5 +344,27 @@ fn execute(
     if exit.is_some() && (!parser.tests_started() || parser.build_failed()) {
         return Ok((Execution::NothingRan, exit));
     }
-    Ok((Execution::Ran(parser.finish(exit.clone())), exit))
+    Ok((Execution::Ran(Box::new(parser.finish(exit.clone()))), exit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_refusing_the_feature_is_recognised() {
+        // What cargo 1.95 says when no selected package has the dependency.
+        assert!(refused_feature(
+            "error: the package 'b' does not contain this feature: leak-check/taskdump\n"
+        ));
+        assert!(!refused_feature("error: could not compile `app`\n"));
+    }
+
+    #[test]
+    fn workflow_commands_are_told_from_output() {
+        assert!(is_workflow_command(
+            "::error file=tests/a.rs,line=3,col=5,title=x::1 task"
+        ));
+        assert!(!is_workflow_command("test a ... ok"));
+    }
 }

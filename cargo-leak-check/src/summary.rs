@@ -163,7 +163,9 @@ impl Summary {
         let mut not_run = 0;
         if let Some(baseline) = baseline {
             for entry in baseline.entries.difference(&entries) {
-                let ran = outcome.is_none_or(|o| o.ran_is_unknown() || o.ran(&entry.test));
+                let ran = outcome.is_none_or(|o| {
+                    o.ran_is_unknown() || o.ran(&entry.test) || o.gone(&entry.test)
+                });
                 if ran {
                     fixed.push(entry.clone());
                 } else {
@@ -283,7 +285,11 @@ impl Summary {
             if let Some(chain) = &row.chain {
                 let _ = writeln!(out, "     spawned by: {}", chain_text(chain));
             }
-            let _ = writeln!(out, "     tests: {}", tests_text(&row.tests, |t| t.to_owned()));
+            let _ = writeln!(
+                out,
+                "     tests: {}",
+                tests_text(&row.tests, |t| t.to_owned())
+            );
         }
         let _ = writeln!(out, "\ntotals: {}", self.totals());
         if !self.fixed.is_empty() {
@@ -330,11 +336,11 @@ impl Summary {
 
     fn totals(&self) -> String {
         let mut parts = vec![format!(
-            "{} ({} at a site) in {}, {}",
+            "{} (one test at one site) in {}, {} at {}",
             plural(self.entries.len(), "leak"),
-            "a test leaking",
             plural(self.leaking_tests, "test"),
-            plural_u64(self.tasks, "task")
+            plural_u64(self.tasks, "task"),
+            plural(self.sites.len(), "site"),
         )];
         if self.baseline.is_some() {
             parts.push(format!("{} new, {} known", self.new, self.known));
@@ -358,12 +364,7 @@ impl Summary {
     /// The summary as Markdown, for `GITHUB_STEP_SUMMARY`.
     pub fn to_markdown(&self, written: Option<&str>) -> String {
         let mut out = String::from("### leak-check\n\n");
-        let _ = writeln!(
-            out,
-            "**{}**: {}.\n",
-            self.verdict(written),
-            self.headline()
-        );
+        let _ = writeln!(out, "**{}**: {}.\n", self.verdict(written), self.headline());
         if !self.sites.is_empty() {
             out.push_str("| site | tests | tasks | states | baseline |\n");
             out.push_str("| --- | --- | ---: | --- | --- |\n");
@@ -418,7 +419,8 @@ impl Summary {
 }
 
 /// The pseudo-site of tasks spawned with plain `tokio::spawn`, whose site is unknown.
-const UNTRACKED_SITE: &str = "plain tokio::spawn, site unknown (build with --cfg tokio_unstable to see it)";
+const UNTRACKED_SITE: &str =
+    "plain tokio::spawn, site unknown (build with --cfg tokio_unstable to see it)";
 
 fn merge(leaks: &mut BTreeMap<(String, String), Leak>, site: String, leak: Leak) {
     let key = (leak.test.clone(), site);

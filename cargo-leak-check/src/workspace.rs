@@ -120,7 +120,9 @@ impl Metadata {
         };
         let root_manifest = self.workspace_root.join("Cargo.toml");
         let same = |a: &Path, b: &Path| {
-            fs::canonicalize(a).ok().is_some_and(|a| fs::canonicalize(b).ok() == Some(a))
+            fs::canonicalize(a)
+                .ok()
+                .is_some_and(|a| fs::canonicalize(b).ok() == Some(a))
         };
         if let Some(manifest) = manifest.filter(|m| !same(m, &root_manifest)) {
             let own: Vec<&Package> = self
@@ -287,7 +289,10 @@ pub fn rustflags(env: impl Fn(&str) -> Option<String>, dir: &Path) -> Rustflags 
         if flags.split_whitespace().any(|f| f == CFG) {
             return Rustflags::Env("RUSTFLAGS", flags);
         }
-        return Rustflags::Env("RUSTFLAGS", format!("{flags} --cfg {CFG}").trim().to_owned());
+        return Rustflags::Env(
+            "RUSTFLAGS",
+            format!("{flags} --cfg {CFG}").trim().to_owned(),
+        );
     }
     let config = ConfigRustflags::find(&env, dir);
     let array = || toml::Value::Array(vec!["--cfg".into(), CFG.into()]);
@@ -448,7 +453,10 @@ mod tests {
         );
         assert_eq!(
             rustflags(env_of(&[("CARGO_ENCODED_RUSTFLAGS", "-Cx")]), dir.path()),
-            Rustflags::Env("CARGO_ENCODED_RUSTFLAGS", "-Cx\x1f--cfg\x1ftokio_unstable".into())
+            Rustflags::Env(
+                "CARGO_ENCODED_RUSTFLAGS",
+                "-Cx\x1f--cfg\x1ftokio_unstable".into()
+            )
         );
         assert_eq!(
             rustflags(env_of(&none), dir.path()),
