@@ -4,15 +4,15 @@
 //! `#[leak_check]` says about each.
 
 use std::panic;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use leak_check::leak_check;
-use once_cell::sync::Lazy;
 use tokio::runtime::Runtime;
 
 /// The service's runtime lives as long as the process, as a server's does: nothing cancels the
 /// service's tasks for us.
-static RUNTIME: Lazy<Runtime> = Lazy::new(|| {
+static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -157,8 +157,9 @@ fn burst() -> impl Iterator<Item = Notification> {
     })
 }
 
+/// The leaky service's scenario, checked: it panics with the report.
 #[leak_check]
-fn leaky_service_sends_a_burst() {
+pub fn leaky_service_sends_a_burst() {
     RUNTIME.block_on(async {
         let service = leaky::PushService::start();
         for notification in burst() {
@@ -167,8 +168,9 @@ fn leaky_service_sends_a_burst() {
     });
 }
 
+/// The fixed service's scenario, checked: it returns.
 #[leak_check]
-fn fixed_service_sends_a_burst() {
+pub fn fixed_service_sends_a_burst() {
     RUNTIME.block_on(async {
         let service = fixed::PushService::start();
         for notification in burst() {
