@@ -40,6 +40,11 @@
 // Without `tracking` nothing is ever registered, so the bookkeeping below is unused.
 #![cfg_attr(not(feature = "tracking"), allow(dead_code))]
 
+/// Every Rust block in the README, compiled by `cargo test --doc` (and `cargo test --workspace`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 mod check;
 mod config;
 mod report;
