@@ -2,41 +2,65 @@
 //!
 //! A leaked task outlives its purpose: blocked on a channel whose sender lives on, looping in a
 //! `select!` with no way out, detached by a dropped `JoinHandle`. `#[tokio::test]` hides them by
-//! dropping its runtime, which cancels them silently. `#[leak_check]` waits briefly for the
-//! test's own tasks when the body ends, then fails the test with a report of each task still
-//! alive: its spawn site, the chain of spawns back to the test, and what it was doing.
+//! dropping its runtime, which cancels them silently. [`#[leak_check]`](leak_check) waits briefly
+//! for the test's own tasks when the body ends, then fails the test with a report of each task
+//! still alive: its spawn site, the chain of spawns back to the test, what it was doing, and what
+//! usually fixes that.
 //!
 //! ```
+//! use std::time::Duration;
+//!
 //! use leak_check::leak_check;
 //!
 //! #[leak_check]
 //! #[tokio::test]
-//! async fn worker_stops_when_the_channel_closes() {
-//!     let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(8);
-//!     let worker = leak_check::spawn(async move { while rx.recv().await.is_some() {} });
-//!     tx.send(1).await.unwrap();
-//!     drop(tx); // without this line, the worker leaks and the test fails
-//!     worker.await.unwrap();
+//! async fn the_flusher_is_stopped() {
+//!     let flusher = leak_check::spawn(async {
+//!         loop {
+//!             tokio::time::sleep(Duration::from_millis(10)).await; // flush a buffer
+//!         }
+//!     });
+//!     // ... the test's work ...
+//!
+//!     // Without this line, the flusher outlives the test, and the test fails with a report.
+//!     flusher.abort();
 //! }
 //! ```
+//!
+//! Spawn with [`spawn`] and the rest of the spawn family, drop-ins for `tokio::spawn` and its
+//! kin, and put [`#[leak_check]`](leak_check) on the test: above `#[tokio::test]`, alone on an
+//! `async fn`, on a plain `#[test]` whose tasks run on a runtime that outlives it, or on a module
+//! of tests. The attribute's documentation lists its forms and arguments; the constants here name
+//! the environment variables that set the same controls for a whole run.
 //!
 //! Tasks are attributed by lineage: a task belongs to the test whose body (or whose task, or
 //! whose blocking closure) spawned it, so tests running in parallel, even on one shared runtime,
 //! only ever see their own tasks.
 //!
-//! Tracking is behind the `tracking` feature. Without it, every spawn function here is the tokio
-//! function it stands for. Depend on the crate without the feature, and enable it in
-//! `[dev-dependencies]`:
+//! # Features
 //!
-//! ```toml
-//! [dependencies]
-//! leak-check = "0.1"
+//! - `tracking` (default): the check. Without it, every spawn function here is the tokio function
+//!   it stands for, `#[leak_check]` is not there, and leak-check builds nothing but itself and
+//!   tokio with its `rt` feature. So production code depends on the crate without it, and tests
+//!   turn it on:
 //!
-//! [dev-dependencies]
-//! leak-check = { version = "0.1", features = ["tracking"] }
-//! ```
+//!   ```toml
+//!   [dependencies]
+//!   leak-check = { version = "0.1", default-features = false }
+//!
+//!   [dev-dependencies]
+//!   leak-check = "0.1"
+//!   ```
+//!
+//! - `taskdump`: with `--cfg tokio_unstable`, on Linux, the report shows where each straggler is
+//!   stuck, its async backtrace from tokio's task dumps. Elsewhere it compiles to nothing.
+//!
+//! The README, in the package, walks through a leak and its report, the controls for a real
+//! suite, CI, and the limits.
 
 #![warn(missing_docs)]
+// docs.rs: each item gated by a feature says so.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // Without `tracking` nothing is ever registered, so the bookkeeping below is unused.
 #![cfg_attr(not(feature = "tracking"), allow(dead_code))]
 
