@@ -1,8 +1,10 @@
 //! What the README shows is what the code does: its 30-second example is this file's
 //! `mailer` module, letter for letter, and really fails with the report the README shows; its
-//! fix is the README's diff applied, and really passes; the demo really prints the report the
-//! README shows. (Every Rust block in the README also compiles, as a doctest of the library:
-//! `ReadmeDoctests` in src/lib.rs.)
+//! fix is the README's diff applied, and really passes; its other Rust blocks are modules here
+//! too, compiled as tests and run; the demo really prints the report the README shows. The
+//! crate docs' example is here as well, and, edited the way its comment invites, fails with a
+//! report rather than hanging. (Every Rust block in the README also compiles as a doctest of the
+//! library: `ReadmeDoctests` in src/lib.rs.)
 
 mod support;
 
@@ -27,6 +29,16 @@ mod forms;
 #[path = "readme/module.rs"]
 mod module;
 
+/// The example of the crate's docs (src/lib.rs), as they show it (`the_crate_docs_example_is_here`).
+#[path = "readme/crate_doc.rs"]
+mod crate_doc;
+
+/// The same, edited as its comment invites: without the line that stops the flusher. It must
+/// fail with a report, not hang.
+#[path = "readme/crate_doc_edited.rs"]
+#[allow(unused_variables)] // the flusher's handle, no longer used without that line
+mod crate_doc_edited;
+
 /// The demo, `cargo run --example push_notifications`, whose scenarios the last test runs here.
 #[path = "../examples/push_notifications.rs"]
 #[allow(dead_code)] // its `main` is the example's, not called here
@@ -42,6 +54,8 @@ const MAILER_FIXED: &str = include_str!("readme/mailer_fixed.rs");
 const FORMS: &str = include_str!("readme/forms.rs");
 const MODULE: &str = include_str!("readme/module.rs");
 const LIB: &str = include_str!("../src/lib.rs");
+const CRATE_DOC: &str = include_str!("readme/crate_doc.rs");
+const CRATE_DOC_EDITED: &str = include_str!("readme/crate_doc_edited.rs");
 const CI: &str = include_str!("../.ci/run");
 
 /// The one line `readme/mailer.rs` has that the README's block does not.
@@ -389,4 +403,54 @@ fn the_commands_at_the_top_are_what_ci_runs() {
             "`{command}` is not what .ci/run runs"
         );
     }
+}
+
+/// The first code block of the crate's docs (the `//!` lines at the top of src/lib.rs).
+fn crate_doc_example() -> String {
+    let mut block = String::new();
+    let mut inside = false;
+    for line in LIB.lines().take_while(|line| line.starts_with("//!")) {
+        let text = line.strip_prefix("//! ").unwrap_or(&line[3..]);
+        if text.starts_with("```") {
+            if inside {
+                return block;
+            }
+            inside = true;
+        } else if inside {
+            block.push_str(text);
+            block.push('\n');
+        }
+    }
+    panic!("no code block in the crate's docs");
+}
+
+#[test]
+fn the_crate_docs_example_is_here() {
+    let shown = crate_doc_example();
+    assert_eq!(
+        CRATE_DOC, shown,
+        "tests/readme/crate_doc.rs must be the crate docs' example"
+    );
+    let stop = "    flusher.abort();\n";
+    assert_eq!(shown.matches(stop).count(), 1, "{shown}");
+    let test_attrs = "#[leak_check]\n#[tokio::test]\n";
+    let edited =
+        shown
+            .replacen(stop, "", 1)
+            .replacen(test_attrs, &format!("{IGNORE_LINE}{test_attrs}"), 1);
+    assert_eq!(
+        CRATE_DOC_EDITED, edited,
+        "tests/readme/crate_doc_edited.rs must be the crate docs' example without the line its comment points at"
+    );
+}
+
+#[test]
+fn the_crate_docs_example_edited_as_it_invites_fails_with_a_report() {
+    let output = expect_failure("crate_doc_edited::the_flusher_is_stopped");
+    let site = spawn_site("tests/readme/crate_doc_edited.rs", CRATE_DOC_EDITED);
+    assert_reports(&output, 1, &site);
+    assert!(
+        output.contains("      busy: "),
+        "a flusher looping on a timer:\n{output}"
+    );
 }
