@@ -1,18 +1,26 @@
 //! The baseline: known leaks, one per line in a small text file meant to be committed.
 //!
-//! An entry is `test | file | spawn call`, where the spawn call is the text of the spawning
+//! An entry is `test | file | function | spawn call`: the function that holds the spawn (its
+//! path in the file: modules, the impl's type, the function), and the text of the spawning
 //! expression's first line, read from the source at the site's line and column (to the end of
 //! that line, whitespace collapsed). Line numbers are not part of it, so an entry still matches
-//! after lines above the spawn are added or removed.
+//! after lines above the spawn are added or removed. The same spawn text twice in one function
+//! is told apart by its place among them (`#2`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use syn::spanned::Spanned;
+use syn::visit::{self, Visit};
+
 /// The file field of the entry that stands for tasks spawned with plain `tokio::spawn`, whose
 /// site is unknown.
 pub const UNTRACKED: &str = "(untracked tasks)";
+
+/// The function field of a spawn outside any function (a static's initialiser, say).
+pub const TOP_LEVEL: &str = "(top level)";
 
 const SEPARATOR: &str = " | ";
 
@@ -21,11 +29,13 @@ const HEADER: &str = "\
 # known instead of failing the run, and lists entries that no longer leak as fixed.
 # Written by `cargo leak-check --write-baseline <this file>`; delete a line once its leak is fixed.
 #
-# One leak per line, sorted: `test | file | spawn call`. The spawn call is the spawn expression's
-# first line as the source has it (from the spawn site's column to the end of that line,
-# whitespace collapsed), so an entry still matches after lines above it move; changing that
-# line itself makes the leak new. `test | (untracked tasks)` stands for tasks spawned with plain
-# tokio::spawn, whose site is unknown without --cfg tokio_unstable.
+# One leak per line, sorted: `test | file | function | spawn call`. The function holds the
+# spawn; the spawn call is the spawn expression's first line as the source has it (from the
+# spawn site's column to the end of that line, whitespace collapsed; `#2` marks the second
+# such text in the function). No line numbers: an entry still matches after lines above it
+# move; changing the spawn line itself, or renaming its function, makes the leak new.
+# `test | (untracked tasks)` stands for tasks spawned with plain tokio::spawn, whose site is
+# unknown without --cfg tokio_unstable.
 ";
 
 /// One known leak: a test, and where its straggler was spawned.
@@ -34,6 +44,8 @@ pub struct Entry {
     pub test: String,
     /// The spawn site's file as leak-check reports it, or [`UNTRACKED`].
     pub file: String,
+    /// The function that holds the spawn (empty for [`UNTRACKED`]).
+    pub function: String,
     /// The spawn call's text (empty for [`UNTRACKED`]).
     pub call: String,
 }
@@ -43,6 +55,7 @@ impl Entry {
         Entry {
             test: test.to_owned(),
             file: UNTRACKED.to_owned(),
+            function: String::new(),
             call: String::new(),
         }
     }
@@ -52,27 +65,23 @@ impl Entry {
         if self.file == UNTRACKED {
             format!("{}{SEPARATOR}{UNTRACKED}", self.test)
         } else {
-            format!(
-                "{}{SEPARATOR}{}{SEPARATOR}{}",
-                self.test, self.file, self.call
-            )
+            [self.test.as_str(), &self.file, &self.function, &self.call].join(SEPARATOR)
         }
     }
 
     fn parse(line: &str) -> Option<Entry> {
-        let mut fields = line.splitn(3, SEPARATOR).map(str::trim);
+        let mut fields = line.splitn(4, SEPARATOR).map(str::trim);
         let test = fields.next().filter(|t| !t.is_empty())?;
         let file = fields.next().filter(|f| !f.is_empty())?;
-        let call = fields.next().unwrap_or("");
         if file == UNTRACKED {
-            return call.is_empty().then(|| Entry::untracked(test));
+            return fields.next().is_none().then(|| Entry::untracked(test));
         }
-        if call.is_empty() {
-            return None;
-        }
+        let function = fields.next().filter(|f| !f.is_empty())?;
+        let call = fields.next().filter(|c| !c.is_empty())?;
         Some(Entry {
             test: test.to_owned(),
             file: file.to_owned(),
+            function: function.to_owned(),
             call: normalise(call),
         })
     }
@@ -97,7 +106,7 @@ impl Baseline {
             }
             let entry = Entry::parse(trimmed).ok_or_else(|| {
                 format!(
-                    "{}:{}: not a baseline entry (expected `test | file | spawn call`): {trimmed}",
+                    "{}:{}: not a baseline entry (expected `test | file | function | spawn call`): {trimmed}",
                     path.display(),
                     index + 1
                 )
@@ -126,10 +135,42 @@ pub fn normalise(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Reads spawn calls from the workspace's sources, each file once.
+/// Where a task was spawned, as a baseline entry names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spawn {
+    /// The function that holds the spawn, or [`TOP_LEVEL`].
+    pub function: String,
+    /// The spawn call's text, with `#2` and on for a repeat in its function.
+    pub call: String,
+}
+
+impl Spawn {
+    /// What stands for a spawn whose source cannot be read: its position, so such an entry
+    /// matches only while the spawn stays on its line.
+    pub fn at(line: u32, column: u32) -> Spawn {
+        Spawn {
+            function: "?".to_owned(),
+            call: format!("<line {line}, column {column}>"),
+        }
+    }
+}
+
+/// Reads spawns from the workspace's sources, each file once.
 pub struct Sources {
     root: PathBuf,
-    files: HashMap<String, Option<String>>,
+    files: HashMap<String, Option<SourceFile>>,
+}
+
+struct SourceFile {
+    text: String,
+    functions: Vec<Function>,
+}
+
+/// A function's path in its file and its lines (1-based, inclusive).
+struct Function {
+    path: String,
+    first: usize,
+    last: usize,
 }
 
 impl Sources {
@@ -142,10 +183,9 @@ impl Sources {
         }
     }
 
-    /// The spawn call at `file:line:column`: the rest of that line from the column,
-    /// whitespace collapsed; `None` when the file or the line cannot be read (a remapped path,
-    /// a file gone since the run).
-    pub fn call(&mut self, file: &str, line: u32, column: u32) -> Option<String> {
+    /// The spawn at `file:line:column`; `None` when the file or the line cannot be read (a
+    /// remapped path, a file gone since the run).
+    pub fn spawn(&mut self, file: &str, line: u32, column: u32) -> Option<Spawn> {
         let root = &self.root;
         let source = self.files.entry(file.to_owned()).or_insert_with(|| {
             let path = Path::new(file);
@@ -154,20 +194,37 @@ impl Sources {
             } else {
                 root.join(path)
             };
-            fs::read(path)
-                .ok()
-                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            let text = String::from_utf8_lossy(&fs::read(path).ok()?).into_owned();
+            let functions = functions(&text);
+            Some(SourceFile { text, functions })
         });
-        source
-            .as_deref()
-            .and_then(|source| call_at(source, line, column))
+        let source = source.as_ref()?;
+        let call = call_at(&source.text, line, column)?;
+        let line = line as usize;
+        let function = source
+            .functions
+            .iter()
+            .filter(|f| f.first <= line && line <= f.last)
+            .min_by_key(|f| f.last - f.first);
+        // The same text earlier in the function (or the file, outside any) makes this a repeat.
+        let first = function.map_or(1, |f| f.first);
+        let repeats = source
+            .text
+            .lines()
+            .enumerate()
+            .skip(first - 1)
+            .take(line - first)
+            .filter(|(_, text)| normalise(text).ends_with(&call))
+            .count();
+        Some(Spawn {
+            function: function.map_or_else(|| TOP_LEVEL.to_owned(), |f| f.path.clone()),
+            call: if repeats == 0 {
+                call
+            } else {
+                format!("{call} #{}", repeats + 1)
+            },
+        })
     }
-}
-
-/// What stands for the spawn call in an entry when the source cannot be read: the position,
-/// so such an entry matches only while the spawn stays on its line.
-pub fn position(line: u32, column: u32) -> String {
-    format!("<line {line}, column {column}>")
 }
 
 /// The text from `column` (1-based, in characters, as `std::panic::Location` counts) to the end
@@ -180,6 +237,83 @@ pub fn call_at(source: &str, line: u32, column: u32) -> Option<String> {
         .collect();
     let call = normalise(&rest);
     (!call.is_empty()).then_some(call)
+}
+
+/// Every function in `source`, with its path (`module::Type::function`) and its lines; none
+/// when it does not parse.
+fn functions(source: &str) -> Vec<Function> {
+    let Ok(file) = syn::parse_file(source) else {
+        return Vec::new();
+    };
+    let mut finder = Functions::default();
+    finder.visit_file(&file);
+    finder.found
+}
+
+#[derive(Default)]
+struct Functions {
+    path: Vec<String>,
+    found: Vec<Function>,
+}
+
+impl Functions {
+    fn function(&mut self, name: String, node: &impl Spanned, visit: impl FnOnce(&mut Self)) {
+        let span = node.span();
+        self.path.push(name);
+        self.found.push(Function {
+            path: self.path.join("::"),
+            first: span.start().line,
+            last: span.end().line,
+        });
+        visit(self);
+        self.path.pop();
+    }
+
+    fn scope(&mut self, name: String, visit: impl FnOnce(&mut Self)) {
+        self.path.push(name);
+        visit(self);
+        self.path.pop();
+    }
+}
+
+impl<'ast> Visit<'ast> for Functions {
+    fn visit_item_mod(&mut self, node: &'ast syn::ItemMod) {
+        self.scope(node.ident.to_string(), |v| visit::visit_item_mod(v, node));
+    }
+
+    fn visit_item_impl(&mut self, node: &'ast syn::ItemImpl) {
+        let name = match &*node.self_ty {
+            syn::Type::Path(path) => path
+                .path
+                .segments
+                .last()
+                .map_or_else(|| "_".to_owned(), |s| s.ident.to_string()),
+            _ => "_".to_owned(),
+        };
+        self.scope(name, |v| visit::visit_item_impl(v, node));
+    }
+
+    fn visit_item_trait(&mut self, node: &'ast syn::ItemTrait) {
+        self.scope(node.ident.to_string(), |v| visit::visit_item_trait(v, node));
+    }
+
+    fn visit_item_fn(&mut self, node: &'ast syn::ItemFn) {
+        self.function(node.sig.ident.to_string(), node, |v| {
+            visit::visit_item_fn(v, node)
+        });
+    }
+
+    fn visit_impl_item_fn(&mut self, node: &'ast syn::ImplItemFn) {
+        self.function(node.sig.ident.to_string(), node, |v| {
+            visit::visit_impl_item_fn(v, node)
+        });
+    }
+
+    fn visit_trait_item_fn(&mut self, node: &'ast syn::TraitItemFn) {
+        self.function(node.sig.ident.to_string(), node, |v| {
+            visit::visit_trait_item_fn(v, node)
+        });
+    }
 }
 
 #[cfg(test)]
@@ -203,11 +337,60 @@ mod tests {
     }
 
     #[test]
+    fn a_spawn_is_named_by_its_function_and_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = "\
+mod net {
+    pub struct Client;
+    impl Client {
+        pub fn connect() {
+            leak_check::spawn(async move {
+            });
+            leak_check::spawn(async move {
+            });
+        }
+    }
+}
+fn helper() {
+    fn inner() {
+        tokio::spawn(async move {
+        });
+    }
+    leak_check::spawn(async move {
+    });
+}
+";
+        fs::write(dir.path().join("a.rs"), source).unwrap();
+        let mut sources = Sources::new(dir.path().to_owned());
+        let mut at = |line, column| sources.spawn("a.rs", line, column).unwrap();
+        let spawn = |function: &str, call: &str| Spawn {
+            function: function.to_owned(),
+            call: call.to_owned(),
+        };
+        assert_eq!(
+            at(5, 13),
+            spawn("net::Client::connect", "leak_check::spawn(async move {")
+        );
+        assert_eq!(
+            at(7, 13),
+            spawn("net::Client::connect", "leak_check::spawn(async move { #2")
+        );
+        assert_eq!(
+            at(14, 9),
+            spawn("helper::inner", "tokio::spawn(async move {")
+        );
+        // The same text in another function is not a repeat.
+        assert_eq!(at(17, 5), spawn("helper", "leak_check::spawn(async move {"));
+        assert_eq!(sources.spawn("missing.rs", 1, 1), None);
+    }
+
+    #[test]
     fn entries_round_trip_through_their_lines() {
         let entries = [
             Entry {
                 test: "client::get".into(),
                 file: "tests/client.rs".into(),
+                function: "net::Client::connect".into(),
                 call: "tokio::spawn(async move { a | b })".into(),
             },
             Entry::untracked("client::plain"),
@@ -216,9 +399,11 @@ mod tests {
             assert_eq!(Entry::parse(&entry.to_line()), Some(entry.clone()));
         }
         assert_eq!(Entry::parse("just a test"), None);
-        assert_eq!(Entry::parse("t | file.rs |  "), None);
+        assert_eq!(Entry::parse("t | file.rs | f |  "), None);
+        assert_eq!(Entry::parse("t | file.rs | spawn(x)"), None);
+        assert_eq!(Entry::parse("t | (untracked tasks) | x"), None);
         assert_eq!(
-            Entry::parse("t | f.rs |   spawn(  x )").map(|e| e.call),
+            Entry::parse("t | f.rs | g |   spawn(  x )").map(|e| e.call),
             Some("spawn( x )".to_owned())
         );
     }

@@ -30,6 +30,9 @@ pub struct Outcome {
     /// Crates whose test binary ran with no test filtered out: a test of theirs that the output
     /// does not name no longer exists.
     whole_binaries: HashSet<String>,
+    /// Tests (`crate::name`) whose panic message is not leak-check's report alone: they failed
+    /// for another reason, whether or not they leaked too.
+    panicked: HashSet<String>,
     pub passed: usize,
     /// Test binaries started.
     pub binaries: usize,
@@ -40,6 +43,12 @@ impl Outcome {
     /// crate) as run.
     pub fn ran(&self, name: &str) -> bool {
         self.ran_full.contains(name) || self.ran_short.contains(name)
+    }
+
+    /// Whether the test `id` panicked with a message of its own (its body panicked, or it
+    /// returned an error), not only with leak-check's report.
+    pub fn panicked_otherwise(&self, id: &TestId) -> bool {
+        self.panicked.contains(&id.full())
     }
 
     /// Whether the test `name`, named with its crate (`crate::path::test`), is gone: its crate's
@@ -88,6 +97,10 @@ pub struct OutputParser {
     binary: Option<Binary>,
     // nextest: each test's latest status (whether it failed), in the order first seen.
     statuses: BTreeMap<TestId, (usize, bool)>,
+    /// nextest: the crate of the test on the last status line, whose output follows it.
+    nextest_crate: Option<String>,
+    /// The test whose thread panicked on the line before: the next line is its message.
+    panicking: Option<String>,
     build_failed: bool,
 }
 
@@ -111,6 +124,8 @@ impl OutputParser {
             outcome: Outcome::default(),
             binary: None,
             statuses: BTreeMap::new(),
+            nextest_crate: None,
+            panicking: None,
             build_failed: false,
         }
     }
@@ -127,6 +142,23 @@ impl OutputParser {
 
     pub fn line(&mut self, line: &str) -> Option<Event> {
         let trimmed = line.trim_start();
+        // `thread 'name' panicked at file:line:col:`, then the message's first line: leak-check's
+        // report starts with `leak-check: `; anything else is the test's own failure.
+        if let Some(name) = self.panicking.take() {
+            if !trimmed.starts_with("leak-check: ") {
+                let krate = match self.runner {
+                    Runner::Cargo => self.binary.as_ref().map(|b| b.krate.clone()),
+                    Runner::Nextest => self.nextest_crate.clone(),
+                };
+                if let Some(krate) = krate {
+                    self.outcome.panicked.insert(format!("{krate}::{name}"));
+                }
+            }
+        }
+        if let Some(name) = panicking_thread(trimmed) {
+            self.panicking = Some(name.to_owned());
+            return None;
+        }
         if let Some(rest) = trimmed.strip_prefix("Compiling ") {
             return Some(Event::Compiling(
                 rest.split_whitespace().next().unwrap_or("").to_owned(),
@@ -271,6 +303,7 @@ impl OutputParser {
             _ => return None,
         };
         self.outcome.record_ran(&id);
+        self.nextest_crate = Some(id.krate.clone());
         let order = self.statuses.len();
         let entry = self.statuses.entry(id).or_insert((order, failed));
         let first = entry.1 != failed || entry.0 == order;
@@ -339,6 +372,12 @@ fn parse_nextest_status(line: &str) -> Option<(&str, TestId)> {
     ))
 }
 
+/// The test (thread) name of `thread 'name' (1234) panicked at file:line:col:`.
+fn panicking_thread(line: &str) -> Option<&str> {
+    let (name, rest) = line.strip_prefix("thread '")?.split_once('\'')?;
+    rest.contains("panicked at ").then_some(name)
+}
+
 fn next_word<'a>(rest: &mut &'a str) -> Option<&'a str> {
     let text = rest.trim_start();
     let end = text.find(' ').unwrap_or(text.len());
@@ -393,11 +432,15 @@ failures:
 
 ---- bad stdout ----
 thread 'bad' panicked at tests/t.rs:2:20:
+leak-check: test `t::bad` leaked 1 task (still alive 100 ms after the body returned)
 failures:
     not_a_test_name
 
 ---- mod_a::bad_too stdout ----
+thread 'mod_a::bad_too' (1234) panicked at tests/t.rs:9:5:
 boom
+
+leak-check: test `t::mod_a::bad_too` leaked 1 task (still alive 100 ms after the body returned)
 
 failures:
     bad
@@ -452,6 +495,18 @@ error: 2 targets failed:
             "without its crate, a test is not known to be gone"
         );
         assert_eq!(outcome.binaries, 4);
+        let id = |krate: &str, name: &str| TestId {
+            krate: krate.into(),
+            name: name.into(),
+        };
+        assert!(
+            !outcome.panicked_otherwise(&id("t", "bad")),
+            "leak-check's report alone"
+        );
+        assert!(
+            outcome.panicked_otherwise(&id("t", "mod_a::bad_too")),
+            "its own panic first"
+        );
         assert_eq!(outcome.passed, 3);
     }
 
@@ -471,6 +526,8 @@ error: 2 targets failed:
         PASS [   0.008s] (1/5) my-app::t ok1
         FAIL [   0.177s] (2/5) my-app::t bad
   stdout ───
+    thread 'bad' (19254) panicked at a/tests/t.rs:2:20:
+    boom
         FAIL not a status line
     TRY 2 FAIL [   0.1s] my-app a::flaky
     TRY 3 PASS [   0.1s] my-app a::flaky
@@ -490,6 +547,11 @@ error: test run failed
         );
         assert!(outcome.unexplained.is_empty());
         assert!(outcome.ran("my_app::a::flaky") && outcome.ran("t::ok1"));
+        let bad = TestId {
+            krate: "t".into(),
+            name: "bad".into(),
+        };
+        assert!(outcome.panicked_otherwise(&bad));
     }
 
     #[test]

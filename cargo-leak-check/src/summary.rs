@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use crate::baseline::{position, Baseline, Entry, Sources};
+use crate::baseline::{Baseline, Entry, Sources, Spawn};
 use crate::outcome::Outcome;
 use crate::report::Report;
 
@@ -27,8 +27,8 @@ struct Leak {
 pub struct SiteRow {
     /// `file:line:column`, or a description of plain tasks without a site.
     pub site: String,
-    /// The spawn call's text, when it could be read.
-    pub call: Option<String>,
+    /// The function and the spawn call's text, when they could be read.
+    pub spawn: Option<Spawn>,
     pub tests: Vec<String>,
     pub tasks: u64,
     pub states: BTreeMap<String, u64>,
@@ -70,18 +70,18 @@ impl Summary {
         // One leak per test and site; a test reported twice (a retry) counts once.
         let mut leaks: BTreeMap<(String, String), Leak> = BTreeMap::new();
         let mut timed_out: BTreeMap<String, Option<u64>> = BTreeMap::new();
-        let mut calls: BTreeMap<String, Option<String>> = BTreeMap::new();
+        let mut spawns: BTreeMap<String, Option<Spawn>> = BTreeMap::new();
         for report in reports {
             if report.timed_out() {
                 timed_out.insert(report.test.clone(), report.timeout_ms);
                 continue;
             }
             for site in &report.sites {
-                let read = sources.call(&site.file, site.line, site.column);
-                calls
+                let read = sources.spawn(&site.file, site.line, site.column);
+                spawns
                     .entry(site.site.clone())
                     .or_insert_with(|| read.clone());
-                let call = read.unwrap_or_else(|| position(site.line, site.column));
+                let spawn = read.unwrap_or_else(|| Spawn::at(site.line, site.column));
                 let leak = Leak {
                     test: report.test.clone(),
                     tasks: site.count,
@@ -90,7 +90,8 @@ impl Summary {
                     entry: Entry {
                         test: report.test.clone(),
                         file: site.file.clone(),
-                        call,
+                        function: spawn.function,
+                        call: spawn.call,
                     },
                 };
                 merge(&mut leaks, site.site.clone(), leak);
@@ -116,7 +117,7 @@ impl Summary {
         for ((_, site), leak) in &leaks {
             let row = by_site.entry(site.clone()).or_insert_with(|| SiteRow {
                 site: site.clone(),
-                call: calls.get(site).cloned().flatten(),
+                spawn: spawns.get(site).cloned().flatten(),
                 tests: Vec::new(),
                 tasks: 0,
                 states: BTreeMap::new(),
@@ -179,13 +180,18 @@ impl Summary {
         if let Some(outcome) = outcome {
             for id in &outcome.failed {
                 let full = id.full();
-                if leaked(&full) || leaked(&id.name) {
+                let leaked = leaked(&full) || leaked(&id.name);
+                // A test that leaked fails for that alone, unless its own panic came first.
+                if leaked && !outcome.panicked_otherwise(id) {
                     continue;
                 }
                 let timeout = timed_out.get(&full).or_else(|| timed_out.get(&id.name));
-                match timeout {
-                    Some(ms) => other_failures.push(format!("{full} ({})", timed_out_note(*ms))),
-                    None => other_failures.push(full),
+                match (timeout, leaked) {
+                    (Some(ms), _) => {
+                        other_failures.push(format!("{full} ({})", timed_out_note(*ms)))
+                    }
+                    (None, true) => other_failures.push(format!("{full} (and it leaked)")),
+                    (None, false) => other_failures.push(full),
                 }
             }
             other_failures.extend(outcome.unexplained.iter().cloned());
@@ -267,8 +273,8 @@ impl Summary {
                 String::new()
             };
             let _ = writeln!(out, "\n  {}. {}{label}", rank + 1, row.site);
-            if let Some(call) = &row.call {
-                let _ = writeln!(out, "     spawn: {call}");
+            if let Some(spawn) = &row.spawn {
+                let _ = writeln!(out, "     in {}: {}", spawn.function, spawn.call);
             }
             let states = row.states_text();
             let _ = writeln!(
@@ -369,8 +375,13 @@ impl Summary {
             out.push_str("| site | tests | tasks | states | baseline |\n");
             out.push_str("| --- | --- | ---: | --- | --- |\n");
             for row in &self.sites {
-                let site = match &row.call {
-                    Some(call) => format!("{}<br>{}", code(&row.site), code(call)),
+                let site = match &row.spawn {
+                    Some(spawn) => format!(
+                        "{}<br>in {}: {}",
+                        code(&row.site),
+                        code(&spawn.function),
+                        code(&spawn.call)
+                    ),
                     None => code(&row.site),
                 };
                 let _ = writeln!(

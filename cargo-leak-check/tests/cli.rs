@@ -146,7 +146,7 @@ fn summary_of_shards_and_a_baseline_across_moved_lines() {
 leak-check: 5 tests leaked 8 tasks at 3 sites
 
   1. tests/a.rs:4:5  [new]
-     spawn: leak_check::spawn(async move { loop {} });
+     in start: leak_check::spawn(async move { loop {} });
      5 tasks in 4 tests: 3 waiting, 1 busy, 1 stranded
      spawned by: test body
      tests: a::t1, a::t2, a::t3 and 1 more
@@ -156,7 +156,7 @@ leak-check: 5 tests leaked 8 tasks at 3 sites
      tests: a::t5
 
   3. tests/a.rs:7:14  [new]
-     spawn: tokio::spawn(std::future::pending::<()>());
+     in other: tokio::spawn(std::future::pending::<()>());
      1 task in 1 test: 1 pending
      spawned by: test body -> task spawned at tests/a.rs:4:5
      tests: a::t2
@@ -173,7 +173,7 @@ leak-check: FAILED: 6 new leaks, 1 other failure
     assert!(
         markdown.contains(
             "| site | tests | tasks | states | baseline |\n| --- | --- | ---: | --- | --- |\n\
-             | `tests/a.rs:4:5`<br>`leak_check::spawn(async move { loop {} });` | 4: `a::t1`, `a::t2`, `a::t3` and 1 more | 5 | 3 waiting, 1 busy, 1 stranded | new |\n"
+             | `tests/a.rs:4:5`<br>in `start`: `leak_check::spawn(async move { loop {} });` | 4: `a::t1`, `a::t2`, `a::t3` and 1 more | 5 | 3 waiting, 1 busy, 1 stranded | new |\n"
         ),
         "{markdown}"
     );
@@ -203,11 +203,11 @@ leak-check: FAILED: 6 new leaks, 1 other failure
     assert_eq!(
         entries,
         [
-            "a::t1 | tests/a.rs | leak_check::spawn(async move { loop {} });",
-            "a::t2 | tests/a.rs | leak_check::spawn(async move { loop {} });",
-            "a::t2 | tests/a.rs | tokio::spawn(std::future::pending::<()>());",
-            "a::t3 | tests/a.rs | leak_check::spawn(async move { loop {} });",
-            "a::t4 | tests/a.rs | leak_check::spawn(async move { loop {} });",
+            "a::t1 | tests/a.rs | start | leak_check::spawn(async move { loop {} });",
+            "a::t2 | tests/a.rs | other | tokio::spawn(std::future::pending::<()>());",
+            "a::t2 | tests/a.rs | start | leak_check::spawn(async move { loop {} });",
+            "a::t3 | tests/a.rs | start | leak_check::spawn(async move { loop {} });",
+            "a::t4 | tests/a.rs | start | leak_check::spawn(async move { loop {} });",
             "a::t5 | (untracked tasks)",
         ]
     );
@@ -247,7 +247,7 @@ leak-check: FAILED: 6 new leaks, 1 other failure
         .expect_stdout("1. tests/a.rs:6:5  [known]", "the moved site is known")
         .expect_stdout("3. tests/a.rs:9:14  [known]", "so is the other")
         .expect_stdout(
-            "fixed: 1 baseline entry no longer leaks; delete it from leaks.txt:\n    a::t4 | tests/a.rs | leak_check::spawn(async move { loop {} });\n",
+            "fixed: 1 baseline entry no longer leaks; delete it from leaks.txt:\n    a::t4 | tests/a.rs | start | leak_check::spawn(async move { loop {} });\n",
             "the fixed entry",
         )
         .expect_stdout("0 new, 5 known; 1 fixed", "the totals")
@@ -267,7 +267,7 @@ leak-check: FAILED: 6 new leaks, 1 other failure
     ]));
     out.expect_code(1, "a leak beside the baseline fails")
         .expect_stdout(
-            "tests/a.rs:12:14  [new]\n     spawn: leak_check::spawn(std::future::ready(()));",
+            "tests/a.rs:12:14  [new]\n     in third: leak_check::spawn(std::future::ready(()));",
             "the new one",
         )
         .expect_stdout("tests/a.rs:6:5  [known]", "the known one beside it")

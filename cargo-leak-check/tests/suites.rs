@@ -82,6 +82,13 @@ async fn hangs() {
 
 #[leak_check]
 #[tokio::test]
+async fn fails_and_leaks() {
+    leak_check::spawn(std::future::pending::<()>());
+    assert_eq!(2 * 2, 5, "its own failure");
+}
+
+#[leak_check]
+#[tokio::test]
 async fn passes() {}
 "#;
 
@@ -218,21 +225,25 @@ fn a_generated_suite_from_first_run_to_baseline_shards_and_stable_mode() {
     out.expect_code(1, "leaks and failures")
         .expect_stdout(
             &format!(
-                "  1. crates/app/tests/leaky.rs:{worker}:5  [new]\n     spawn: leak_check::spawn(async move {{\n     2 tasks in 2 tests: 2 waiting\n"
+                "  1. crates/app/tests/leaky.rs:{worker}:5  [new]\n     in start_worker: leak_check::spawn(async move {{\n     2 tasks in 2 tests: 2 waiting\n"
             ),
             "the site two tests leak at comes first",
         )
         .expect_stdout(
-            "spawn: tokio::spawn(std::future::pending::<()>());",
+            "in plain_spawn: tokio::spawn(std::future::pending::<()>());",
             "with tokio_unstable, plain tokio::spawn tasks have their site",
         )
-        .expect_stdout("4 tests leaked 4 tasks at 3 sites", "the headline")
+        .expect_stdout("5 tests leaked 5 tasks at 4 sites", "the headline")
         .expect_stderr("cargo test with --cfg tokio_unstable", "the mode")
         .expect_stderr("leak-check: running tests/leaky.rs (", "plain progress lines")
         .expect_stderr("leak-check: done in ", "the progress's last line");
-    let failures = section(&out, "failed for other reasons than a leak (2):");
+    let failures = section(&out, "failed for other reasons than a leak (3):");
     assert!(
-        failures.contains("\n    other::fails_plainly"),
+        failures.contains("\n    other::fails_and_leaks (and it leaked)"),
+        "a test whose own assertion failed is a failure, though it leaked too: {failures}"
+    );
+    assert!(
+        failures.contains("\n    other::fails_plainly\n"),
         "{failures}"
     );
     assert!(
@@ -257,13 +268,13 @@ fn a_generated_suite_from_first_run_to_baseline_shards_and_stable_mode() {
     let reports = fs::read_to_string(suite.report()).unwrap();
     assert_eq!(
         reports.lines().count(),
-        5,
-        "four leaks and a hang: {reports}"
+        6,
+        "five leaks and a hang: {reports}"
     );
     let markdown = fs::read_to_string(&markdown).unwrap();
     assert!(
         markdown.contains(&format!(
-            "| `crates/app/tests/leaky.rs:{worker}:5`<br>`leak_check::spawn(async move {{` | 2: "
+            "| `crates/app/tests/leaky.rs:{worker}:5`<br>in `start_worker`: `leak_check::spawn(async move {{` | 2: "
         )) && markdown.contains(" | 2 | 2 waiting | new |\n"),
         "{markdown}"
     );
@@ -302,10 +313,10 @@ fn a_generated_suite_from_first_run_to_baseline_shards_and_stable_mode() {
     assert_eq!(
         entries(&baseline),
         [
-            "forgets_it_too | crates/app/tests/leaky.rs | leak_check::spawn(async move {",
-            "forgets_the_sender | crates/app/tests/leaky.rs | leak_check::spawn(async move {",
-            "plain_spawn | crates/app/tests/leaky.rs | tokio::spawn(std::future::pending::<()>());",
-            "waits_forever | crates/app/tests/leaky.rs | leak_check::spawn(std::future::pending::<()>());",
+            "forgets_it_too | crates/app/tests/leaky.rs | start_worker | leak_check::spawn(async move {",
+            "forgets_the_sender | crates/app/tests/leaky.rs | start_worker | leak_check::spawn(async move {",
+            "plain_spawn | crates/app/tests/leaky.rs | plain_spawn | tokio::spawn(std::future::pending::<()>());",
+            "waits_forever | crates/app/tests/leaky.rs | waits_forever | leak_check::spawn(std::future::pending::<()>());",
         ]
     );
 
@@ -342,9 +353,12 @@ fn a_generated_suite_from_first_run_to_baseline_shards_and_stable_mode() {
     );
     let out = suite.run(&["--test", "leaky", "-p", "app", "--baseline", "leaks.txt"]);
     out.expect_code(1, "a new leak beside the baseline")
-        .expect_stdout("spawn: spawn(std::future::pending::<()>());", "the new site")
         .expect_stdout(
-            "waits_forever | crates/app/tests/leaky.rs | leak_check::spawn(std::future::pending::<()>());",
+            "in new_leak: spawn(std::future::pending::<()>());",
+            "the new site",
+        )
+        .expect_stdout(
+            "waits_forever | crates/app/tests/leaky.rs | waits_forever | leak_check::spawn(std::future::pending::<()>());",
             "the fixed entry",
         )
         .expect_stdout("1 new, 3 known; 1 fixed", "the totals")
@@ -365,9 +379,13 @@ fn a_generated_suite_from_first_run_to_baseline_shards_and_stable_mode() {
         let out = suite.run(&["--nextest", "-p", "app", "--write-baseline", "whole.txt"]);
         out.expect_code(1, "nextest: other failures")
             .expect_stderr("cargo nextest run with --cfg tokio_unstable", "the mode");
-        let failures = section(&out, "failed for other reasons than a leak (2):");
+        let failures = section(&out, "failed for other reasons than a leak (3):");
         assert!(
-            failures.contains("\n    other::fails_plainly"),
+            failures.contains("\n    other::fails_and_leaks (and it leaked)"),
+            "{failures}"
+        );
+        assert!(
+            failures.contains("\n    other::fails_plainly\n"),
             "{failures}"
         );
         assert!(
@@ -399,13 +417,13 @@ fn a_generated_suite_from_first_run_to_baseline_shards_and_stable_mode() {
         out.expect_code(1, "the shards' summary: a new leak and a hang")
             .expect_stdout("other failures: not known from reports alone", "says so")
             .expect_stdout("hangs (timed out after 300 ms", "the hang is known")
-            .expect_stdout("1 new, 3 known; 1 fixed", "as the whole run");
+            .expect_stdout("2 new, 3 known; 1 fixed", "as the whole run");
         assert_eq!(
             entries(&suite.ws.join("shards.txt")),
             entries(&suite.ws.join("whole.txt")),
             "the shards hold every leak of the whole run"
         );
-        assert_eq!(entries(&suite.ws.join("shards.txt")).len(), 4);
+        assert_eq!(entries(&suite.ws.join("shards.txt")).len(), 5);
     } else {
         eprintln!("cargo-nextest is not installed: the nextest steps did not run");
     }
@@ -418,5 +436,5 @@ fn a_generated_suite_from_first_run_to_baseline_shards_and_stable_mode() {
             "plain tokio::spawn, site unknown (build with --cfg tokio_unstable to see it)",
             "the untracked leak",
         )
-        .expect_no_stdout("spawn: tokio::spawn(", "no site for it");
+        .expect_no_stdout("in plain_spawn: tokio::spawn(", "no site for it");
 }
