@@ -200,9 +200,6 @@ pub use spawn::{
 ///     #[leak_check(flavor = "multi_thread", worker_threads = 2, grace_ms = 500)]
 ///     async fn with_its_own_arguments() {}
 ///
-///     #[test]
-///     fn sync_tests_too() {}
-///
 ///     #[leak_check(off)]
 ///     #[tokio::test]
 ///     async fn not_checked() {}
