@@ -210,7 +210,7 @@ fn releases(what: Awaited) -> &'static str {
 #[derive(Debug, PartialEq, Eq)]
 enum Pace {
     /// At a regular interval: a ticker. Its age, less its idle time, spread over its polls after
-    /// the first, and its idle time since the last poll not much longer than that.
+    /// the first; its idle time since the last poll is not much longer than that.
     Every(Duration),
     /// Polled again as soon as it yields.
     Spinning,
@@ -228,12 +228,13 @@ fn pace_of(s: &Straggler) -> Option<Pace> {
         return None;
     }
     let gap = age.saturating_sub(idle) / (s.polls - 1);
-    if gap < Duration::from_millis(1) {
-        Some(Pace::Spinning)
-    } else if idle <= gap * 2 {
-        Some(Pace::Every(gap))
-    } else {
+    // Idle for much longer than its polls were apart: a burst, then a wait. No pace.
+    if idle > (gap * 2).max(Duration::from_millis(1)) {
         None
+    } else if gap < Duration::from_millis(1) {
+        Some(Pace::Spinning)
+    } else {
+        Some(Pace::Every(gap))
     }
 }
 
@@ -385,8 +386,9 @@ mod tests {
             pace_of(&straggler(11, 102, 10)),
             Some(Pace::Every(Duration::from_micros(9200)))
         );
-        // Polled in a burst, then quiet for long: not a ticker.
+        // Polled in a burst, then quiet for long: neither a ticker nor a spin.
         assert_eq!(pace_of(&straggler(6, 100, 90)), None);
+        assert_eq!(pace_of(&straggler(3, 99, 98)), None);
         // Two polls are no pace (an interval's immediate first tick, say).
         assert_eq!(pace_of(&straggler(2, 100, 98)), None);
         // Thousands of polls in 100 ms: a spin.
