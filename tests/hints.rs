@@ -72,7 +72,7 @@ fn a_ticker_is_told_about_its_loop() {
         // Polled every 10 ms or so during the grace period: a ticker, by its pace.
         assert!(hint.starts_with("polled about every "), "{output}");
         assert!(
-            hint.contains("as a ticker is: its loop never ends"),
+            hint.contains("a timer loop (a ticker, a retry loop) that never ends"),
             "{output}"
         );
     }

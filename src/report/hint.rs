@@ -67,10 +67,10 @@ fn behaviour(group: &Group<'_>, awaits: &[Await], in_dependency: bool) -> String
     match state {
         TaskState::Busy => match pace(group) {
             Some(Pace::Every(period)) => format!(
-                "polled about every {} during the grace period, as a ticker is: its loop never \
-                 ends; give it a cancellation branch, `tokio::select! {{ _ = token.cancelled() => \
-                 break, _ = interval.tick() => ... }}`, and cancel the token when the test is \
-                 done; a ticker meant to outlive the body belongs in leak_check::spawn_background",
+                "polled about every {} during the grace period: a timer loop (a ticker, a retry \
+                 loop) that never ends; give it a cancellation branch, `tokio::select! {{ _ = \
+                 token.cancelled() => break, ... }}`, and cancel the token when the test is done; \
+                 a ticker meant to outlive the body belongs in leak_check::spawn_background",
                 Human(period)
             ),
             Some(Pace::Spinning) => "polled again and again with no pause: a loop that never \

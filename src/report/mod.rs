@@ -856,7 +856,7 @@ pub(super) mod tests {
         let hint = hints(&text).join("\n");
         assert!(hint.contains("polled about every 9 ms"), "{text}");
         assert!(
-            hint.contains("as a ticker is: its loop never ends"),
+            hint.contains("a timer loop (a ticker, a retry loop) that never ends"),
             "{text}"
         );
         assert!(hint.contains("token.cancelled()"), "{text}");
