@@ -14,8 +14,7 @@ use crate::tracking::{
     record::{TaskKind, TaskRecord},
     tracked::{self, Registration, Tracked},
 };
-#[cfg(feature = "tracking")]
-use std::sync::Arc;
+
 
 /// Spawns a task, like [`tokio::spawn`], recording where it was spawned.
 ///
@@ -198,11 +197,7 @@ impl Builder {
     {
         #[cfg(feature = "tracking")]
         let future = match self.track(future, TaskKind::Async) {
-            Ok((task, record)) => {
-                let join = tracked(|| tokio::spawn(task));
-                record.set_abort_handle(join.abort_handle());
-                return join;
-            }
+            Ok(task) => return tracked(|| tokio::spawn(task)),
             Err(future) => future,
         };
         tokio::spawn(future)
@@ -217,11 +212,7 @@ impl Builder {
     {
         #[cfg(feature = "tracking")]
         let future = match self.track(future, TaskKind::Async) {
-            Ok((task, record)) => {
-                let join = tracked(|| handle.spawn(task));
-                record.set_abort_handle(join.abort_handle());
-                return join;
-            }
+            Ok(task) => return tracked(|| handle.spawn(task)),
             Err(future) => future,
         };
         handle.spawn(future)
@@ -272,11 +263,7 @@ impl Builder {
     {
         #[cfg(feature = "tracking")]
         let future = match self.track(future, TaskKind::Local) {
-            Ok((task, record)) => {
-                let join = tracked(|| tokio::task::spawn_local(task));
-                record.set_abort_handle(join.abort_handle());
-                return join;
-            }
+            Ok(task) => return tracked(|| tokio::task::spawn_local(task)),
             Err(future) => future,
         };
         tokio::task::spawn_local(future)
@@ -291,26 +278,19 @@ impl Builder {
     {
         #[cfg(feature = "tracking")]
         let future = match self.track(future, TaskKind::Async) {
-            Ok((task, record)) => {
-                let abort = tracked(|| set.spawn(task));
-                record.set_abort_handle(abort.clone());
-                return abort;
-            }
+            Ok(task) => return tracked(|| set.spawn(task)),
             Err(future) => future,
         };
         set.spawn(future)
     }
 
-    /// Wraps an async task about to be spawned here, with its record (to keep its abort handle
-    /// in), if a check owns this place; gives the future back if not.
+    /// Wraps an async task about to be spawned here, if a check owns this place; gives the
+    /// future back if not.
     #[cfg(feature = "tracking")]
     #[track_caller]
-    fn track<F>(self, future: F, kind: TaskKind) -> Result<(Tracked<F>, Arc<TaskRecord>), F> {
+    fn track<F>(self, future: F, kind: TaskKind) -> Result<Tracked<F>, F> {
         match self.register(kind) {
-            Some(registration) => {
-                let record = registration.record.clone();
-                Ok((Tracked::new(future, registration), record))
-            }
+            Some(registration) => Ok(Tracked::new(future, registration)),
             None => Err(future),
         }
     }

@@ -97,7 +97,7 @@ impl Hooks {
             self.plain.lock().get(&meta.id()).map(|r| r.record.clone())
         };
         let entered = record.map(|record| {
-            record.poll_started();
+            record.poll_started(true);
             let entered = ownership::enter_for(Owner::Task(record.clone()), Some(meta.id()));
             (record, entered)
         });

@@ -104,7 +104,7 @@ impl CheckCore {
     }
 
     /// Live tasks, background work included.
-    #[cfg(test)]
+    #[cfg(all(test, leak_check_loom))]
     pub(crate) fn all_live(&self) -> usize {
         self.tasks.lock().live.len()
     }
@@ -170,7 +170,7 @@ impl Slab {
         record
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, leak_check_loom))]
     fn len(&self) -> usize {
         self.slots.len() - self.free.len()
     }

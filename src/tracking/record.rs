@@ -22,8 +22,37 @@ use super::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
 /// ever-growing list of ancestors alive.
 const MAX_CHAIN_DEPTH: u32 = 16;
 
-/// Numbers records; 0 is never given out.
-static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+/// The instant activity times count from, so that a record keeps them in plain atomics.
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// Numbers threads, for record ids.
+static NEXT_THREAD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's number (high bits) and its next record's (low bits): ids unique in the
+    /// process without a counter that every spawning thread writes.
+    static NEXT_ID: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// A number no other record in the process has (never 0).
+fn new_id() -> u64 {
+    NEXT_ID
+        .try_with(|next| {
+            let mut id = next.get();
+            if id == 0 {
+                id = NEXT_THREAD.fetch_add(1, std::sync::atomic::Ordering::Relaxed) << 32;
+            }
+            next.set(id + 1);
+            id + 1
+        })
+        // A thread whose thread-locals are gone: a number from the shared counter's own range.
+        .unwrap_or_else(|_| NEXT_THREAD.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+fn since_epoch(at: Instant) -> u64 {
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    at.saturating_duration_since(epoch).as_nanos() as u64
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TaskKind {
@@ -114,9 +143,10 @@ impl<'a> Lineage<'a> {
     }
 }
 
-/// Whether and how a task is to be stopped. Kept under a lock of its own: the abort can be asked
-/// for before tokio has handed out the task's handle (a task spawned while its check stops), and
-/// whichever of the two comes second does the abort.
+/// How a blocking task is stopped (an async one is stopped by its own next poll, see
+/// `Tracked`). Kept under a lock of its own: the abort can be asked for before tokio has handed
+/// out the task's handle (a task spawned while its check stops), and whichever of the two comes
+/// second does the abort.
 #[derive(Default)]
 struct Abort {
     requested: bool,
@@ -138,9 +168,7 @@ pub(crate) struct TaskRecord {
     /// Made when the task first spawns a child, which links to it.
     origin_for_children: OnceLock<Arc<Origin>>,
     abort: Mutex<Abort>,
-    /// Set, before any abort through tokio, by every stop: read at each poll, so that a task a
-    /// stop reaches in the middle of a poll is dropped at its next one, whatever order tokio
-    /// cancels tasks in (one task's drop may release another).
+    /// Set by a stop; read at each poll, which then drops the future instead of polling it.
     stop_requested: AtomicBool,
     /// The leak-check runtime whose thread first polled it (its blocking closure: ran it);
     /// 0 until then, or when it ran on a thread of no such runtime. See `owner::runtime_token`.
@@ -152,9 +180,8 @@ pub(crate) struct TaskRecord {
     in_poll: AtomicBool,
     /// Set by a wake, cleared when a poll starts. A new task starts scheduled.
     woken: AtomicBool,
-    /// Nanoseconds after `created` when the last poll returned `Pending` (0: never).
+    /// When the last poll returned `Pending`, in nanoseconds since `EPOCH` (0: never).
     last_pending: AtomicU64,
-    created: Instant,
     /// tokio's waker for the task, to which every wake is forwarded.
     task_waker: OnceLock<Waker>,
     /// tokio's id for the task, kept only where task dumps can use it.
@@ -177,7 +204,7 @@ impl TaskRecord {
     ) -> Self {
         let lineage = owner.lineage();
         TaskRecord {
-            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            id: new_id(),
             check: lineage.check.clone(),
             origin: lineage.origin(site, name),
             kind,
@@ -193,7 +220,6 @@ impl TaskRecord {
             in_poll: AtomicBool::new(false),
             woken: AtomicBool::new(true),
             last_pending: AtomicU64::new(0),
-            created: Instant::now(),
             task_waker: OnceLock::new(),
             task_id: OnceLock::new(),
         }
@@ -228,8 +254,8 @@ impl TaskRecord {
         self.task_id.get().copied()
     }
 
-    /// Keeps the task's handle, once tokio has given it; aborts at once if that was asked for
-    /// already.
+    /// Keeps a blocking task's handle, once tokio has given it; aborts at once if that was asked
+    /// for already.
     pub(crate) fn set_abort_handle(&self, handle: AbortHandle) {
         let mut abort = self.abort.lock();
         if abort.requested {
@@ -240,8 +266,9 @@ impl TaskRecord {
         }
     }
 
-    /// Marks the task as stopped: its next poll drops its future instead of polling it. Stops
-    /// mark every task they reach before they abort any (see [`TaskRecord::abort`]).
+    /// Marks the task as stopped without waking it: stops mark every task they reach before
+    /// they abort any, so that a task released by another's drop cannot run on before its own
+    /// abort.
     pub(crate) fn request_stop(&self) {
         self.stop_requested.store(true, Ordering::SeqCst);
     }
@@ -251,8 +278,9 @@ impl TaskRecord {
         self.stop_requested.load(Ordering::SeqCst)
     }
 
-    /// Asks tokio to stop the task: an async task's future is dropped at once if it is idle,
-    /// else when its poll returns; a blocking closure only if it has not started.
+    /// Stops the task: an async task's next poll drops its future instead of polling it (the
+    /// task is woken for that poll); a blocking closure is aborted through tokio if it has not
+    /// started (a running one cannot be stopped).
     pub(crate) fn abort(&self) {
         self.request_stop();
         let handle = {
@@ -263,9 +291,19 @@ impl TaskRecord {
         if let Some(handle) = handle {
             handle.abort();
         }
+        self.wake_task();
     }
 
-    #[cfg(test)]
+    /// Sets `woken`, then passes the wake on to tokio's waker if the task has returned `Pending`
+    /// (see [`TaskRecord::poll_ended`] for the other side).
+    pub(crate) fn wake_task(&self) {
+        self.woken.store(true, Ordering::SeqCst);
+        if let Some(waker) = self.task_waker.get() {
+            waker.wake_by_ref();
+        }
+    }
+
+    #[cfg(all(test, leak_check_loom))]
     pub(crate) fn abort_requested(&self) -> bool {
         self.abort.lock().requested
     }
@@ -287,8 +325,17 @@ impl TaskRecord {
         let _ = self.started.set(Instant::now());
     }
 
-    pub(crate) fn poll_started(&self) {
-        if self.polls.load(Ordering::Relaxed) == 0 {
+    /// Whether the task has been polled.
+    pub(crate) fn polled(&self) -> bool {
+        self.polls.load(Ordering::Relaxed) != 0
+    }
+
+    /// Returns whether this is the task's first poll. `counted` is false for the poll that
+    /// only hands the future the record as its waker (see `Tracked`), which is no evidence of a
+    /// loop.
+    pub(crate) fn poll_started(&self, counted: bool) -> bool {
+        let first = self.polls.load(Ordering::Relaxed) == 0;
+        if first {
             self.runtime
                 .store(super::owner::runtime_token(), Ordering::Relaxed);
             if crate::check::dump::ENABLED {
@@ -298,8 +345,11 @@ impl TaskRecord {
         self.woken.store(false, Ordering::SeqCst);
         self.in_poll.store(true, Ordering::Relaxed);
         // Only the thread polling the task writes the count: no read-modify-write needed.
-        let polls = self.polls.load(Ordering::Relaxed);
-        self.polls.store(polls.wrapping_add(1), Ordering::Relaxed);
+        if counted {
+            let polls = self.polls.load(Ordering::Relaxed);
+            self.polls.store(polls.wrapping_add(1), Ordering::Relaxed);
+        }
+        first
     }
 
     /// `task_waker` is tokio's waker for the task. Only a task that returned `Pending` can need
@@ -322,8 +372,8 @@ impl TaskRecord {
         if pending {
             let now = Instant::now();
             let _ = self.started.set(now);
-            let nanos = now.saturating_duration_since(self.created).as_nanos() as u64;
-            self.last_pending.store(nanos.max(1), Ordering::Relaxed);
+            self.last_pending
+                .store(since_epoch(now).max(1), Ordering::Relaxed);
         }
         self.in_poll.store(false, Ordering::Release);
     }
@@ -343,7 +393,9 @@ impl TaskRecord {
     fn last_pending_at(&self) -> Option<Instant> {
         match self.last_pending.load(Ordering::Relaxed) {
             0 => None,
-            nanos => Some(self.created + Duration::from_nanos(nanos)),
+            nanos => EPOCH
+                .get()
+                .map(|epoch| *epoch + Duration::from_nanos(nanos)),
         }
     }
 
@@ -413,10 +465,7 @@ impl Wake for TaskRecord {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::SeqCst);
-        if let Some(waker) = self.task_waker.get() {
-            waker.wake_by_ref();
-        }
+        self.wake_task();
     }
 }
 

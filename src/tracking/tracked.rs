@@ -17,6 +17,9 @@ pub(crate) struct Registration {
     key: Option<Key>,
 }
 
+// `Tracked` keeps its registration in an `Option`, which costs no space only while this holds.
+const _: () = assert!(std::mem::size_of::<Option<Registration>>() == std::mem::size_of::<Registration>());
+
 impl Registration {
     /// Adds a new task to its check's set. Call before the task can run.
     pub(crate) fn new(record: TaskRecord) -> Self {
@@ -38,28 +41,37 @@ impl Drop for Registration {
 }
 
 pin_project_lite::pin_project! {
-    /// A tracked task's future: polls the user's future with the task as the current owner,
-    /// handing it the task's record as its waker, so that the report can tell whether anything
-    /// can still wake it. The user's future is always dropped with the task as the owner (tasks
-    /// spawned by its `Drop` impls belong to the test too), and before the task ends.
+    /// A tracked task's future: polls the user's future with the task as the current owner. From
+    /// its second poll on it hands the future the task's record as its waker, so that the report
+    /// can tell whether anything can still wake it. The user's future is always dropped with the
+    /// task as the owner (tasks spawned by its `Drop` impls belong to the test too), and before
+    /// the task ends.
     pub(crate) struct Tracked<F> {
-        // `None` once finished.
+        // `None` once finished or stopped.
         #[pin]
         inner: Option<F>,
-        registration: Registration,
-        // The record as a waker, made at the first poll.
+        // `None` once the task has ended (stopped: tokio still holds this empty shell until its
+        // runtime drops it).
+        registration: Option<Registration>,
+        // The record as a waker, made at the second poll: a task that finishes in its first
+        // poll never pays for it.
         waker: Option<Waker>,
     }
 
     impl<F> PinnedDrop for Tracked<F> {
         fn drop(this: Pin<&mut Self>) {
-            let mut this = this.project();
-            if this.inner.is_some() {
-                let _owner = enter(Owner::Task(this.registration.record.clone()));
-                this.inner.set(None);
-            }
+            let this = this.project();
+            drop_as_owner(this.inner, this.registration.as_ref());
             // The registration drops after this, even if the future's `Drop` panicked.
         }
+    }
+}
+
+/// Drops the user's future, if it is still there, with its task as the current owner.
+fn drop_as_owner<F>(mut inner: Pin<&mut Option<F>>, registration: Option<&Registration>) {
+    if let (true, Some(registration)) = (inner.is_some(), registration) {
+        let _owner = enter(Owner::Task(registration.record.clone()));
+        inner.set(None);
     }
 }
 
@@ -67,7 +79,7 @@ impl<F> Tracked<F> {
     pub(crate) fn new(inner: F, registration: Registration) -> Self {
         Tracked {
             inner: Some(inner),
-            registration,
+            registration: Some(registration),
             waker: None,
         }
     }
@@ -78,20 +90,25 @@ impl<F: Future> Future for Tracked<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
-        let record = &this.registration.record;
+        let Some(registration) = this.registration.as_ref() else {
+            return Poll::Pending;
+        };
+        let record = &registration.record;
         if record.stop_requested() {
-            // Stopped in the middle of a poll: drop the future now, as its owner; tokio's
-            // abort, on its way, then ends the task.
-            if this.inner.is_some() {
-                let _owner = enter(Owner::Task(record.clone()));
-                this.inner.set(None);
-            }
+            // Stopped: drop the future now, as its owner, and end the task. tokio keeps the
+            // empty shell until its runtime drops it.
+            drop_as_owner(this.inner.as_mut(), Some(registration));
+            *this.registration = None;
             return Poll::Pending;
         }
-        record.poll_started();
-        let waker = this
-            .waker
-            .get_or_insert_with(|| Waker::from(record.clone()));
+        // The poll right after the first, which only swaps the waker, is not counted.
+        let switching_waker = this.waker.is_none() && record.polled();
+        let first_poll = record.poll_started(!switching_waker);
+        let waker = match this.waker {
+            Some(waker) => waker,
+            None if first_poll => cx.waker(),
+            None => this.waker.insert(Waker::from(record.clone())),
+        };
         let result = {
             let _owner = enter(Owner::Task(record.clone()));
             match this.inner.as_mut().as_pin_mut() {
@@ -106,6 +123,12 @@ impl<F: Future> Future for Tracked<F> {
                 None => Poll::Pending,
             }
         };
+        if first_poll && result.is_pending() {
+            // The first poll handed out tokio's waker: woken at once (by `poll_ended`, which
+            // sees the mark), the task is polled again with the record's, so that what holds it
+            // from then on is seen.
+            record.wake_task();
+        }
         record.poll_ended(result.is_pending(), cx.waker());
         result
     }
