@@ -39,10 +39,6 @@ struct Waiter {
     own_at_most: Option<usize>,
 }
 
-/// Where a registered task sits in its check's set; given back to end it.
-#[derive(Debug)]
-pub(crate) struct Key(usize);
-
 impl CheckCore {
     pub(crate) fn new() -> Self {
         CheckCore {
@@ -61,7 +57,7 @@ impl CheckCore {
     ///
     /// A task spawned once the check is stopping is marked late, and once it has closed, it is
     /// also aborted (`TaskRecord::abort` is asked for under the lock, so no stop can miss it).
-    pub(crate) fn register(&self, record: &Arc<TaskRecord>) -> Key {
+    pub(crate) fn register(&self, record: &Arc<TaskRecord>) {
         let mut tasks = self.tasks.lock();
         if tasks.phase != Phase::Open {
             record.mark_late();
@@ -72,25 +68,28 @@ impl CheckCore {
         if !record.background {
             tasks.own += 1;
         }
-        Key(tasks.live.insert(record.clone()))
+        let slot = tasks.live.insert(record.clone());
+        record.set_slot(slot);
     }
 
     /// Takes an ended task out of the set: called once its future (or closure) has been dropped,
     /// so that whatever its `Drop` spawned is in the set first. Wakes the waiting check if it
     /// asked for this end.
-    pub(crate) fn end(&self, key: Key) {
-        let waker = {
+    pub(crate) fn end(&self, record: &TaskRecord) {
+        let (waker, _record) = {
             let mut tasks = self.tasks.lock();
-            let record = tasks.live.remove(key.0);
+            let record = tasks.live.remove(record.slot());
             if !record.background {
                 tasks.own -= 1;
             }
             let own = tasks.own;
-            tasks
+            let waker = tasks
                 .waiter
                 .as_ref()
                 .filter(|waiter| waiter.own_at_most.is_none_or(|at_most| own <= at_most))
-                .map(|waiter| waiter.waker.clone())
+                .map(|waiter| waiter.waker.clone());
+            // The set's reference is dropped after the lock is released.
+            (waker, record)
         };
         // Woken outside the lock: the waker may run the check on this thread.
         if let Some(waker) = waker {

@@ -16,7 +16,7 @@ use tokio::task::AbortHandle;
 
 use super::check_core::CheckCore;
 use super::owner::Owner;
-use super::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
+use super::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// Chains longer than this are cut, so a task that re-spawns itself forever does not keep an
 /// ever-growing list of ancestors alive.
@@ -162,6 +162,11 @@ pub(crate) struct TaskRecord {
     /// Sanctioned to outlive the body (a server, a ticker): never reported, always stopped at
     /// the end. Whatever such a task spawns is background too.
     pub(crate) background: bool,
+    /// Its place in its check's live set: written by `CheckCore::register` before the task can
+    /// run, read by `CheckCore::end`, both under the check's lock.
+    slot: AtomicUsize,
+    /// Set by the poll that hands the future the record as its waker (see `Tracked`).
+    waker_handed: AtomicBool,
     /// Spawned after its check began to stop its tasks (from a `Drop`). Written by
     /// `CheckCore::register` under the check's lock, before the task can run.
     late: AtomicBool,
@@ -189,9 +194,8 @@ pub(crate) struct TaskRecord {
 }
 
 /// Strong references to the record of a live, tracked async task when it is not being polled:
-/// its registration, the waker it polls with, and its check's live set. Any more are wakers
-/// held elsewhere.
-pub(crate) const OWN_REFS: usize = 3;
+/// its registration and its check's live set. Any more are wakers held elsewhere.
+pub(crate) const OWN_REFS: usize = 2;
 
 impl TaskRecord {
     /// The record of a task spawned where `owner` is current.
@@ -209,6 +213,8 @@ impl TaskRecord {
             origin: lineage.origin(site, name),
             kind,
             background: background || lineage.background,
+            slot: AtomicUsize::new(usize::MAX),
+            waker_handed: AtomicBool::new(false),
             late: AtomicBool::new(false),
             origin_for_children: OnceLock::new(),
             abort: Mutex::new(Abort::default()),
@@ -228,6 +234,23 @@ impl TaskRecord {
     fn origin_for_children(&self) -> &Arc<Origin> {
         self.origin_for_children
             .get_or_init(|| Arc::new(self.origin.clone()))
+    }
+
+    pub(super) fn set_slot(&self, slot: usize) {
+        self.slot.store(slot, Ordering::Relaxed);
+    }
+
+    pub(super) fn slot(&self) -> usize {
+        self.slot.load(Ordering::Relaxed)
+    }
+
+    /// Whether this poll is the one right after a first poll that returned `Pending`, which
+    /// hands the future the record as its waker. Only the polling thread calls it.
+    pub(crate) fn first_poll_pending(&self) -> bool {
+        self.polled() && !self.waker_handed.load(Ordering::Relaxed) && {
+            self.waker_handed.store(true, Ordering::Relaxed);
+            true
+        }
     }
 
     /// Marks a task spawned while its check stops its tasks (see `CheckCore::register`).

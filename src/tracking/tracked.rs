@@ -6,37 +6,30 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use super::check_core::Key;
 use super::owner::{enter, Owner};
 use super::record::TaskRecord;
 
 /// A tracked task's place in its check's set; dropping it (the task's future or closure is gone:
-/// finished, aborted, or dropped with its runtime) ends the task.
+/// finished, stopped, or dropped with its runtime) ends the task.
 pub(crate) struct Registration {
     pub(crate) record: Arc<TaskRecord>,
-    key: Option<Key>,
 }
 
 // `Tracked` keeps its registration in an `Option`, which costs no space only while this holds.
-const _: () = assert!(std::mem::size_of::<Option<Registration>>() == std::mem::size_of::<Registration>());
+const _: () = assert!(std::mem::size_of::<Option<Registration>>() == std::mem::size_of::<usize>());
 
 impl Registration {
     /// Adds a new task to its check's set. Call before the task can run.
     pub(crate) fn new(record: TaskRecord) -> Self {
         let record = Arc::new(record);
-        let key = record.check.register(&record);
-        Registration {
-            record,
-            key: Some(key),
-        }
+        record.check.register(&record);
+        Registration { record }
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.record.check.end(key);
-        }
+        self.record.check.end(&self.record);
     }
 }
 
@@ -53,9 +46,6 @@ pin_project_lite::pin_project! {
         // `None` once the task has ended (stopped: tokio still holds this empty shell until its
         // runtime drops it).
         registration: Option<Registration>,
-        // The record as a waker, made at the second poll: a task that finishes in its first
-        // poll never pays for it.
-        waker: Option<Waker>,
     }
 
     impl<F> PinnedDrop for Tracked<F> {
@@ -80,7 +70,6 @@ impl<F> Tracked<F> {
         Tracked {
             inner: Some(inner),
             registration: Some(registration),
-            waker: None,
         }
     }
 }
@@ -101,13 +90,18 @@ impl<F: Future> Future for Tracked<F> {
             *this.registration = None;
             return Poll::Pending;
         }
-        // The poll right after the first, which only swaps the waker, is not counted.
-        let switching_waker = this.waker.is_none() && record.polled();
-        let first_poll = record.poll_started(!switching_waker);
-        let waker = match this.waker {
-            Some(waker) => waker,
-            None if first_poll => cx.waker(),
-            None => this.waker.insert(Waker::from(record.clone())),
+        // The poll right after the first, which only hands over the record's waker, is not
+        // counted: it is no evidence of a loop.
+        let handing_over = record.first_poll_pending();
+        let first_poll = record.poll_started(!handing_over);
+        // From the second poll on, the record is the future's waker (a clone per poll, so that
+        // the wrapper stays one word over the future and small tasks keep tokio's small cell).
+        let record_waker;
+        let waker = if first_poll {
+            cx.waker()
+        } else {
+            record_waker = Waker::from(record.clone());
+            &record_waker
         };
         let result = {
             let _owner = enter(Owner::Task(record.clone()));
