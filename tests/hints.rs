@@ -338,3 +338,48 @@ fn the_footer_says_what_was_stopped() {
         "{output}"
     );
 }
+
+// --- A task spawned while the stragglers are stopped ---------------------------------------
+
+/// Spawns a task that never ends when dropped: from a straggler's future, as leak-check stops it.
+struct SpawnsWhenDropped;
+
+impl Drop for SpawnsWhenDropped {
+    fn drop(&mut self) {
+        // site(from_drop): leak_check::spawn
+        leak_check::spawn(std::future::pending::<()>());
+    }
+}
+
+#[leak_check]
+#[tokio::test]
+#[ignore = "leaks on purpose; run by a_task_spawned_while_stopping_is_labelled"]
+async fn leak_spawning_when_stopped() {
+    // site(dropped): leak_check::spawn
+    leak_check::spawn(async {
+        let _spawns = SpawnsWhenDropped;
+        std::future::pending::<()>().await;
+    });
+}
+
+#[test]
+fn a_task_spawned_while_stopping_is_labelled() {
+    let output = expect_failure("leak_spawning_when_stopped");
+    assert_reports(&output, 1, &site_of("dropped"));
+    assert_reports(&output, 1, &site_of("from_drop"));
+    let late = format!(
+        "  1 task spawned at {}\n      spawned by: test body -> task spawned at {}\n      \
+         spawned while the stragglers were being stopped (from a Drop)\n",
+        site_of("from_drop"),
+        site_of("dropped")
+    );
+    assert!(output.contains(&late), "expected `{late}`:\n{output}");
+    // Only the task spawned late is labelled so.
+    assert_eq!(
+        output
+            .matches("spawned while the stragglers were being stopped")
+            .count(),
+        1,
+        "{output}"
+    );
+}
