@@ -16,7 +16,7 @@ use tokio::runtime::{Handle, RuntimeFlavor, RuntimeMetrics};
 use crate::config::allow::AllowList;
 use crate::report::{LeakReport, ReportKind, Straggler};
 use crate::tracking::owner::Owner;
-use crate::tracking::record::TaskKind;
+use crate::tracking::record::{TaskKind, NOT_RUN_YET};
 use crate::tracking::{CheckCore, Phase, TaskRecord};
 use wait::Until;
 
@@ -85,9 +85,11 @@ impl Check {
     }
 
     /// Alive tasks of the test's own runtime that leak-check does not track: tokio's count less
-    /// the tracked tasks that run there. A tracked task not polled yet may run anywhere, so it is
-    /// taken off too: that can only hide an untracked task, never invent one.
-    fn untracked(&self, live: &[Arc<TaskRecord>]) -> usize {
+    /// the tracked tasks that run there. A tracked task that has not run yet may be bound for
+    /// any runtime: while `settling`, it is not taken off (the check waits for it to run, or for
+    /// the deadline); for the verdict it is, which can only hide an untracked task, never invent
+    /// one.
+    fn untracked(&self, live: &[Arc<TaskRecord>], settling: bool) -> usize {
         if self.allow.untracked {
             return 0;
         }
@@ -97,7 +99,10 @@ impl Check {
         let tracked_here = live
             .iter()
             .filter(|record| matches!(record.kind, TaskKind::Async | TaskKind::Plain))
-            .filter(|record| matches!(record.runtime(), 0) || record.runtime() == count.token)
+            .filter(|record| match record.runtime() {
+                NOT_RUN_YET => !settling,
+                runtime => runtime == count.token,
+            })
             .count();
         count
             .metrics
@@ -147,7 +152,7 @@ impl Check {
         }
         let live = self.core.snapshot();
         !live.iter().any(|record| self.is_reportable(record))
-            && self.untracked(&live) == 0
+            && self.untracked(&live, true) == 0
             && self.untracked_blocking(&live, timekeepers) == 0
     }
 
@@ -226,12 +231,13 @@ impl Check {
         drop(first);
         let mut late = Vec::new();
         for _round in 0..MAX_CLEANUP_ROUNDS {
-            // Until the tasks stopped so far are gone, or new ones appear.
+            // Until the tasks stopped so far are gone (but those that cannot be waited out), or
+            // new ones appear.
             let deadline = Instant::now() + DROP_TIMEOUT;
             let settled = || {
-                self.core.snapshot().iter().all(|record| {
-                    handled.contains(&record.id) && !can_be_waited_out(record)
-                })
+                let live = self.core.snapshot();
+                live.iter().any(|record| !handled.contains(&record.id))
+                    || live.iter().all(|record| !can_be_waited_out(record))
             };
             self.until(None, settled, || false, deadline, deadline).await;
             let new: Vec<_> = self
@@ -364,7 +370,7 @@ impl Check {
                 if attempt > 0 {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                self.untracked(&live)
+                self.untracked(&live, false)
             })
             .min()
             .unwrap_or(0);

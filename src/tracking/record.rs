@@ -175,8 +175,9 @@ pub(crate) struct TaskRecord {
     abort: Mutex<Abort>,
     /// Set by a stop; read at each poll, which then drops the future instead of polling it.
     stop_requested: AtomicBool,
-    /// The leak-check runtime whose thread first polled it (its blocking closure: ran it);
-    /// 0 until then, or when it ran on a thread of no such runtime. See `owner::runtime_token`.
+    /// The leak-check runtime whose thread first polled it (its blocking closure: ran it):
+    /// [`NOT_RUN_YET`] until then, [`NO_LEAK_CHECK_RUNTIME`] for a thread of no such runtime.
+    /// See `owner::runtime_token`.
     runtime: AtomicU64,
     /// When the task first returned `Pending` (a blocking task: when its closure started).
     started: OnceLock<Instant>,
@@ -191,6 +192,19 @@ pub(crate) struct TaskRecord {
     task_waker: OnceLock<Waker>,
     /// tokio's id for the task, kept only where task dumps can use it.
     task_id: OnceLock<tokio::task::Id>,
+}
+
+/// [`TaskRecord::runtime`] of a task that has not run yet.
+pub(crate) const NOT_RUN_YET: u64 = 0;
+/// [`TaskRecord::runtime`] of a task that ran on a thread of a runtime leak-check did not build.
+pub(crate) const NO_LEAK_CHECK_RUNTIME: u64 = u64::MAX;
+
+/// The runtime token of this thread, as a record keeps it.
+fn runtime_here() -> u64 {
+    match super::owner::runtime_token() {
+        0 => NO_LEAK_CHECK_RUNTIME,
+        token => token,
+    }
 }
 
 /// Strong references to the record of a live, tracked async task when it is not being polled:
@@ -219,7 +233,7 @@ impl TaskRecord {
             origin_for_children: OnceLock::new(),
             abort: Mutex::new(Abort::default()),
             stop_requested: AtomicBool::new(false),
-            runtime: AtomicU64::new(0),
+            runtime: AtomicU64::new(NOT_RUN_YET),
             started: OnceLock::new(),
             polls: AtomicU32::new(0),
             polls_at_mark: AtomicU32::new(0),
@@ -331,7 +345,7 @@ impl TaskRecord {
         self.abort.lock().requested
     }
 
-    /// The runtime token of the thread that first ran the task (0: unknown or none).
+    /// The runtime token of the thread that first ran the task (see the field).
     pub(crate) fn runtime(&self) -> u64 {
         self.runtime.load(Ordering::Relaxed)
     }
@@ -343,8 +357,7 @@ impl TaskRecord {
 
     /// For blocking tasks, whose age counts from the start of their closure.
     pub(crate) fn closure_started(&self) {
-        self.runtime
-            .store(super::owner::runtime_token(), Ordering::Relaxed);
+        self.runtime.store(runtime_here(), Ordering::Relaxed);
         let _ = self.started.set(Instant::now());
     }
 
@@ -359,8 +372,7 @@ impl TaskRecord {
     pub(crate) fn poll_started(&self, counted: bool) -> bool {
         let first = self.polls.load(Ordering::Relaxed) == 0;
         if first {
-            self.runtime
-                .store(super::owner::runtime_token(), Ordering::Relaxed);
+            self.runtime.store(runtime_here(), Ordering::Relaxed);
             if crate::check::dump::ENABLED {
                 self.note_task_id(tokio::task::try_id());
             }

@@ -1,0 +1,253 @@
+//! Cleanup is complete: what a check stops stays stopped, however many generations of tasks the
+//! stopped tasks' `Drop`s spawn; tasks that appear during cleanup are told apart by their own
+//! records; and tokio's count of a test's runtime is not offset by tasks that run elsewhere.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use leak_check::leak_check;
+use support::{assert_reports, expect_failure, run_tests, site, SHARED};
+
+const SOURCE: &str = include_str!("cleanup.rs");
+
+fn site_of(label: &str) -> String {
+    site("tests/cleanup.rs", SOURCE, label)
+}
+
+/// Spawns, when dropped, a task that holds another of these one generation down, down to
+/// generation 0, whose task counts its polls for ever.
+struct Generation {
+    left: usize,
+    ticks: Arc<AtomicUsize>,
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        let ticks = self.ticks.clone();
+        let left = self.left;
+        // site(generation): leak_check::spawn
+        leak_check::spawn(async move {
+            if left == 0 {
+                loop {
+                    ticks.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            let _next = Generation {
+                left: left - 1,
+                ticks,
+            };
+            std::future::pending::<()>().await
+        });
+    }
+}
+
+static DEEP_TICKS: once_cell::sync::Lazy<Arc<AtomicUsize>> =
+    once_cell::sync::Lazy::new(|| Arc::new(AtomicUsize::new(0)));
+
+// On a runtime shared by the whole binary, a straggler whose Drop spawns a task whose Drop spawns
+// a task ... four generations down, the last one ticking for ever: every generation is stopped.
+#[leak_check]
+#[test]
+#[ignore = "leaks on purpose; run by every_generation_spawned_by_drops_is_stopped"]
+fn leak_generations_on_a_shared_runtime() {
+    let ticks = DEEP_TICKS.clone();
+    leak_check::spawn_on(
+        async move {
+            let _first = Generation { left: 4, ticks };
+            std::future::pending::<()>().await
+        },
+        SHARED.handle(),
+    );
+}
+
+#[test]
+fn every_generation_spawned_by_drops_is_stopped() {
+    let run = run_tests(
+        &[
+            "--ignored",
+            "--exact",
+            "leak_generations_on_a_shared_runtime",
+            "--test-threads=1",
+        ],
+        &[("LEAK_CHECK_TIMING_PROBE", "1")],
+    );
+    assert!(!run.passed, "{}", run.output);
+    // Generations 4..1 each outlive the grace period they are given as late stragglers; the
+    // report lists the first straggler, then each late generation.
+    assert!(run.output.contains("leaked 6 tasks"), "{}", run.output);
+    assert_reports(&run.output, 5, &site_of("generation"));
+}
+
+// The same, checked from inside: after the check, the last generation ticks no more.
+#[test]
+fn nothing_of_an_ended_check_runs_on() {
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let checked = std::panic::catch_unwind(|| {
+        generations_checked(ticks.clone());
+    });
+    assert!(checked.is_err(), "the check should have failed the body");
+    let after_check = ticks.load(Ordering::SeqCst);
+    assert!(after_check > 0, "the last generation never ran");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        ticks.load(Ordering::SeqCst),
+        after_check,
+        "a task of the ended check still runs"
+    );
+}
+
+#[leak_check]
+fn generations_checked(ticks: Arc<AtomicUsize>) {
+    leak_check::spawn_on(
+        async move {
+            let _first = Generation { left: 3, ticks };
+            std::future::pending::<()>().await
+        },
+        SHARED.handle(),
+    );
+}
+
+/// Spawns, when dropped, a task that never ends.
+struct SpawnsPendingOnDrop;
+
+impl Drop for SpawnsPendingOnDrop {
+    fn drop(&mut self) {
+        // site(late): leak_check::spawn
+        leak_check::spawn(std::future::pending::<()>());
+    }
+}
+
+// 100 stragglers whose Drops each spawn a task that never ends: 100 late tasks, however the
+// allocator reuses the stopped stragglers' memory for them.
+#[leak_check]
+#[tokio::test]
+#[ignore = "leaks on purpose; run by late_stragglers_are_told_apart_by_identity"]
+async fn leak_a_hundred_late_tasks() {
+    for _ in 0..100 {
+        // site(hundred): leak_check::spawn
+        leak_check::spawn(async {
+            let _guard = SpawnsPendingOnDrop;
+            std::future::pending::<()>().await
+        });
+    }
+}
+
+#[test]
+fn late_stragglers_are_told_apart_by_identity() {
+    let output = expect_failure("leak_a_hundred_late_tasks");
+    assert!(output.contains("leaked 200 tasks"), "{output}");
+    assert_reports(&output, 100, &site_of("hundred"));
+    assert_reports(&output, 100, &site_of("late"));
+}
+
+// An allowed task's Drop that spawns a task that never ends: the new task is not allowed, so it
+// is a leak.
+#[leak_check]
+#[tokio::test]
+#[ignore = "leaks on purpose; run by an_allowed_tasks_drop_can_leak"]
+async fn leak_from_an_allowed_tasks_drop() {
+    leak_check::Builder::new().name("allowed").spawn(async {
+        let _guard = SpawnsPendingOnDrop;
+        std::future::pending::<()>().await
+    });
+    // Polled once, so that its guard exists when it is stopped.
+    tokio::task::yield_now().await;
+}
+
+#[test]
+fn an_allowed_tasks_drop_can_leak() {
+    let run = run_tests(
+        &["--ignored", "--exact", "leak_from_an_allowed_tasks_drop"],
+        &[("LEAK_CHECK_ALLOW_NAMES", "allowed")],
+    );
+    assert!(!run.passed, "{}", run.output);
+    assert!(run.output.contains("leaked 1 task"), "{}", run.output);
+    assert_reports(&run.output, 1, &site_of("late"));
+}
+
+static BACKGROUND_CHILD_STOPPED: AtomicBool = AtomicBool::new(false);
+
+struct MarksStopped;
+
+impl Drop for MarksStopped {
+    fn drop(&mut self) {
+        BACKGROUND_CHILD_STOPPED.store(true, Ordering::SeqCst);
+    }
+}
+
+struct SpawnsAsItStops;
+
+impl Drop for SpawnsAsItStops {
+    fn drop(&mut self) {
+        // Background by lineage: stopped with the rest, never reported.
+        leak_check::spawn(async {
+            let _marks = MarksStopped;
+            std::future::pending::<()>().await
+        });
+    }
+}
+
+#[leak_check]
+#[tokio::test]
+async fn background_work_that_spawns_as_it_stops_is_clean() {
+    leak_check::spawn_background(async {
+        let _guard = SpawnsAsItStops;
+        std::future::pending::<()>().await
+    });
+    tokio::task::yield_now().await;
+}
+
+#[test]
+fn the_background_child_was_stopped() {
+    let run = run_tests(
+        &["--exact", "background_work_that_spawns_as_it_stops_is_clean"],
+        &[],
+    );
+    assert!(run.passed, "{}", run.output);
+}
+
+// tokio's count of the test's runtime less the tracked tasks that run on it: tracked and
+// background tasks on another runtime, and tracked or background blocking closures, cannot
+// offset a plain tokio::spawn leak on the test's runtime.
+static OTHER: once_cell::sync::Lazy<tokio::runtime::Runtime> = once_cell::sync::Lazy::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+});
+
+#[leak_check(allow_names = ["elsewhere"])]
+#[tokio::test]
+#[ignore = "leaks on purpose; run by the_plain_count_is_per_runtime"]
+async fn leak_plain_beside_tasks_elsewhere() {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    leak_check::Builder::new()
+        .name("elsewhere")
+        .spawn_on(std::future::pending::<()>(), OTHER.handle());
+    leak_check::Builder::new()
+        .background()
+        .spawn_on(std::future::pending::<()>(), OTHER.handle());
+    leak_check::spawn_background(async {});
+    leak_check::Builder::new()
+        .name("elsewhere")
+        .spawn_blocking(move || released.recv_timeout(Duration::from_secs(5)));
+    leak_check::Builder::new().background().spawn_blocking(|| {
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    tokio::spawn(std::future::pending::<()>());
+    tokio::task::yield_now().await;
+    // The blocking closure ends when the check drops its sender, after the verdict.
+    std::mem::forget(release);
+}
+
+#[test]
+fn the_plain_count_is_per_runtime() {
+    let output = expect_failure("leak_plain_beside_tasks_elsewhere");
+    assert!(output.contains("leaked 1 task"), "{output}");
+    assert!(output.contains("with plain `tokio::spawn`"), "{output}");
+}
