@@ -161,6 +161,12 @@ pub(crate) struct LeakReport {
     pub(crate) untracked: usize,
     /// Stragglers left out because an allow-list names them (they are stopped all the same).
     pub(crate) allowed: usize,
+    /// Plain `spawn_blocking` closures of the test's runtime still running after the body,
+    /// counted from tokio's blocking-thread metrics (`tokio_unstable` only): no site is known.
+    pub(crate) untracked_blocking: usize,
+    /// Without `tokio_unstable`, the `untracked` tasks may have been spawned by the test's
+    /// background work, which cannot be told apart from the test's own plain tasks.
+    pub(crate) background_spawns_untracked: bool,
 }
 
 impl LeakReport {
@@ -169,7 +175,7 @@ impl LeakReport {
     }
 
     pub(crate) fn total(&self) -> usize {
-        self.stragglers.len() + self.untracked
+        self.stragglers.len() + self.untracked + self.untracked_blocking
     }
 
     /// The stragglers by spawn site, the site with most tasks first.
@@ -214,6 +220,7 @@ impl LeakReport {
         .into_iter()
         .map(|why| (why, count(StopOutcome::CannotStop(why))))
         .collect();
+        unstoppable[1].1 += self.untracked_blocking;
         unstoppable.retain(|(_, n)| *n > 0);
 
         let mut parts = Vec::new();
@@ -388,6 +395,28 @@ impl Display for LeakReport {
             writeln!(f)?;
             self.write_untracked(f)?;
         }
+        if self.untracked_blocking > 0 {
+            writeln!(f)?;
+            let n = self.untracked_blocking;
+            writeln!(
+                f,
+                "  {} started with plain `spawn_blocking` still {} after the body (counted from \
+                 tokio's blocking threads, so {} unknown)",
+                plural(n, "blocking closure"),
+                if n == 1 { "runs" } else { "run" },
+                if n == 1 {
+                    "its spawn site is"
+                } else {
+                    "their spawn sites are"
+                },
+            )?;
+            writeln!(
+                f,
+                "      hint: spawn it with leak_check::spawn_blocking to see its site; make the \
+                 closure return before the test ends (pass it a stop flag, an AtomicBool or a \
+                 channel, that it checks, and set it)"
+            )?;
+        }
         if self.allowed > 0 {
             writeln!(f)?;
             writeln!(
@@ -416,19 +445,40 @@ impl LeakReport {
                 "their spawn sites are"
             },
         )?;
-        let see_sites = if cfg!(tokio_unstable) {
-            ""
+        if self.background_spawns_untracked {
+            let (them, not_leaks) = if n == 1 {
+                ("it", "it may not be a leak")
+            } else {
+                ("them", "they may not be leaks")
+            };
+            writeln!(
+                f,
+                "      the test's background work (leak_check::spawn_background) may have spawned \
+                 {them}: without --cfg tokio_unstable, plain tasks it spawns cannot be told apart \
+                 from the test's own, so {not_leaks} of the test"
+            )?;
+            writeln!(
+                f,
+                "      hint: spawn {them} with leak_check::spawn (what background work spawns that \
+                 way is background work too), or build the tests with RUSTFLAGS=\"--cfg \
+                 tokio_unstable\", where tokio's hooks tell the plain tasks of background work \
+                 apart"
+            )
         } else {
-            "; build the tests with RUSTFLAGS=\"--cfg tokio_unstable\" to see where each was \
-             spawned"
-        };
-        writeln!(
-            f,
-            "      hint: spawn your own with leak_check::spawn (a drop-in for tokio::spawn) to \
-             have them checked by site{see_sites}; if a dependency spawns them and they are \
-             expected, allow them with #[leak_check(allow_untracked = true)] on the test, or \
-             LEAK_CHECK_ALLOW_UNTRACKED=1 for the run"
-        )
+            let see_sites = if cfg!(tokio_unstable) {
+                ""
+            } else {
+                "; build the tests with RUSTFLAGS=\"--cfg tokio_unstable\" to see where each was \
+                 spawned"
+            };
+            writeln!(
+                f,
+                "      hint: spawn your own with leak_check::spawn (a drop-in for tokio::spawn) to \
+                 have them checked by site{see_sites}; if a dependency spawns them and they are \
+                 expected, allow them with #[leak_check(allow_untracked = true)] on the test, or \
+                 LEAK_CHECK_ALLOW_UNTRACKED=1 for the run"
+            )
+        }
     }
 }
 
@@ -748,6 +798,8 @@ pub(super) mod tests {
             stragglers,
             untracked: 0,
             allowed: 0,
+            untracked_blocking: 0,
+            background_spawns_untracked: false,
         }
     }
 
@@ -1189,12 +1241,15 @@ pub(super) mod tests {
              spawn_blocking closure that has not returned, 1 is a plain task on a runtime the \
              test does not own (a running closure cannot be aborted)."
         );
-        // Tasks only counted: plain ones, which go with their runtime.
+        // Tasks only counted: plain ones go with their runtime, plain closures cannot be stopped.
         let mut counted = report(vec![]);
         counted.untracked = 2;
+        counted.untracked_blocking = 1;
         assert_eq!(
             footer(&counted),
-            "leak-check aborted none of them; 2 are dropped when their runtime shuts down."
+            "leak-check aborted none of them; 2 are dropped when their runtime shuts down; 1 \
+             cannot be stopped: its spawn_blocking closure has not returned (a running closure \
+             cannot be aborted)."
         );
     }
 
@@ -1283,6 +1338,45 @@ pub(super) mod tests {
         assert_eq!(
             hint.contains("--cfg tokio_unstable"),
             !cfg!(tokio_unstable),
+            "{text}"
+        );
+
+        counted.background_spawns_untracked = true;
+        let text = render(&counted);
+        assert!(
+            text.contains(
+                "the test's background work (leak_check::spawn_background) may have spawned \
+                 them: without --cfg tokio_unstable, plain tasks it spawns cannot be told apart \
+                 from the test's own, so they may not be leaks of the test"
+            ),
+            "{text}"
+        );
+        assert!(
+            hints(&text)[0].starts_with(
+                "spawn them with leak_check::spawn (what background work spawns that way is \
+                 background work too), or build the tests with RUSTFLAGS=\"--cfg tokio_unstable\""
+            ),
+            "{text}"
+        );
+
+        let mut closures = report(vec![]);
+        closures.untracked_blocking = 1;
+        let text = render(&closures);
+        assert!(
+            text.contains(
+                "  1 blocking closure started with plain `spawn_blocking` still runs after the \
+                 body (counted from tokio's blocking threads, so its spawn site is unknown)"
+            ),
+            "{text}"
+        );
+        assert!(
+            hints(&text)[0].starts_with(
+                "spawn it with leak_check::spawn_blocking to see its site; make the closure return"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.starts_with("leak-check: test `t` leaked 1 task "),
             "{text}"
         );
     }
