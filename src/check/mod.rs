@@ -348,6 +348,8 @@ impl Check {
             stragglers: Vec::new(),
             untracked: 0,
             allowed: 0,
+            untracked_blocking: 0,
+            background_spawns_untracked: false,
         }
     }
 
@@ -374,7 +376,11 @@ impl Check {
             })
             .min()
             .unwrap_or(0);
-        let _untracked_blocking = self.untracked_blocking(&live, timekeepers);
+        let untracked_blocking = self.untracked_blocking(&live, timekeepers);
+        // Without tokio's hooks, a plain task spawned by background work is counted with the
+        // test's own: say so when there is background work that may have spawned it.
+        let background_spawns_untracked =
+            !cfg!(tokio_unstable) && untracked > 0 && live.iter().any(|record| record.background);
         LeakReport {
             kind,
             test: self.test.clone(),
@@ -382,6 +388,8 @@ impl Check {
             stragglers,
             untracked,
             allowed,
+            untracked_blocking,
+            background_spawns_untracked,
         }
     }
 }
