@@ -383,3 +383,32 @@ fn a_task_spawned_while_stopping_is_labelled() {
         "{output}"
     );
 }
+
+// --- Plain tasks beside background work (stable tokio cannot tell whose they are) ----------
+
+#[leak_check(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "leaks on purpose; run by plain_tasks_beside_background_work_are_said_to_be_ambiguous"]
+async fn leak_plain_beside_background() {
+    leak_check::spawn_background(std::future::pending::<()>());
+    // site(beside_background): tokio::spawn
+    tokio::spawn(std::future::pending::<()>());
+}
+
+#[test]
+fn plain_tasks_beside_background_work_are_said_to_be_ambiguous() {
+    let output = expect_failure("leak_plain_beside_background");
+    let ambiguous = "the test's background work (leak_check::spawn_background) may have spawned \
+                     it: without --cfg tokio_unstable, plain tasks it spawns cannot be told apart \
+                     from the test's own, so it may not be a leak of the test";
+    if cfg!(tokio_unstable) {
+        // tokio's hooks say whose it is: the body's, reported at its site.
+        assert_reports(&output, 1, &site_of("beside_background"));
+        assert!(!output.contains(ambiguous), "{output}");
+    } else {
+        assert!(output.contains(ambiguous), "{output}");
+        assert!(
+            hints(&output)[0].starts_with("spawn it with leak_check::spawn"),
+            "{output}"
+        );
+    }
+}
