@@ -412,3 +412,50 @@ fn plain_tasks_beside_background_work_are_said_to_be_ambiguous() {
         );
     }
 }
+
+// --- A plain spawn_blocking closure (counted under tokio_unstable) ------------------------
+
+#[leak_check(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "leaks on purpose; run by a_plain_blocking_closure_is_counted_without_a_site"]
+async fn leak_plain_blocking_closure() {
+    let stop = Arc::new(AtomicBool::new(false));
+    tokio::task::spawn_blocking(move || {
+        while !stop.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+}
+
+#[test]
+fn a_plain_blocking_closure_is_counted_without_a_site() {
+    let run = run_tests(
+        &["--ignored", "--exact", "leak_plain_blocking_closure"],
+        &[],
+    );
+    let counted = "1 blocking closure started with plain `spawn_blocking` still runs after the \
+                   body (counted from tokio's blocking threads, so its spawn site is unknown)";
+    if cfg!(tokio_unstable) {
+        // tokio's blocking-thread metrics count it; its site is not known to anyone.
+        assert!(!run.passed, "{}", run.output);
+        assert!(run.output.contains(counted), "{}", run.output);
+        assert!(
+            run.output.contains(
+                "hint: spawn it with leak_check::spawn_blocking to see its site; make the closure \
+                 return"
+            ),
+            "{}",
+            run.output
+        );
+        assert!(
+            run.output.contains(
+                "leak-check aborted none of them; 1 cannot be stopped: its spawn_blocking closure \
+                 has not returned"
+            ),
+            "{}",
+            run.output
+        );
+    } else {
+        // Stable tokio has no count of busy blocking threads: it is not seen.
+        assert!(!run.output.contains(counted), "{}", run.output);
+    }
+}
