@@ -7,14 +7,14 @@ pub(crate) mod dump;
 pub(crate) mod hooks;
 pub(crate) mod wait;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, RuntimeFlavor, RuntimeMetrics};
 
 use crate::config::allow::AllowList;
-use crate::report::{LeakReport, ReportKind, Straggler};
+use crate::report::{LeakReport, ReportKind, StopOutcome, Straggler, Unstoppable};
 use crate::tracking::owner::Owner;
 use crate::tracking::record::{TaskKind, NOT_RUN_YET};
 use crate::tracking::{CheckCore, Phase, TaskRecord};
@@ -270,7 +270,33 @@ impl Check {
                 .stragglers
                 .extend(late);
         }
+        if let Some(report) = &mut report {
+            self.say_what_became_of(report);
+        }
         report
+    }
+
+    /// Tells, for each straggler, what cleanup did: a task no longer alive was stopped; one still
+    /// alive is a plain task its runtime's shutdown drops, a running blocking closure, or a task
+    /// inside a poll that has not returned.
+    fn say_what_became_of(&self, report: &mut LeakReport) {
+        let alive: HashMap<u64, Arc<TaskRecord>> = self
+            .core
+            .snapshot()
+            .into_iter()
+            .map(|record| (record.id, record))
+            .collect();
+        for straggler in &mut report.stragglers {
+            straggler.stop = match alive.get(&straggler.id) {
+                None => StopOutcome::Aborted,
+                Some(record) if record.kind == TaskKind::Plain => StopOutcome::DroppedWithRuntime,
+                Some(record) if record.closure_running() => {
+                    StopOutcome::CannotStop(Unstoppable::BlockingClosure)
+                }
+                // Stopped, and dropped at its next poll: inside one that has not returned.
+                Some(_) => StopOutcome::CannotStop(Unstoppable::InPoll),
+            };
+        }
     }
 
     /// Own tasks spawned during cleanup: given the grace period to end; those that do not are

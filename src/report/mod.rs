@@ -25,6 +25,8 @@ const MAX_TRACE_LINES: usize = 40;
 /// One task still alive after the grace period.
 #[derive(Clone)]
 pub(crate) struct Straggler {
+    /// Its record's number: which task it is, for cleanup to say what became of it.
+    pub(crate) id: u64,
     pub(crate) site: &'static Location<'static>,
     pub(crate) name: Option<String>,
     /// Spawn sites of the ancestors, the test body's child first. `None` marks a cut.
@@ -95,6 +97,7 @@ impl Straggler {
     pub(crate) fn describe(record: &Arc<TaskRecord>, now: Instant) -> Straggler {
         let activity = record.activity(now, 1);
         Straggler {
+            id: record.id,
             site: record.origin.site,
             name: record.origin.name.as_deref().map(str::to_owned),
             chain: chain(&record.origin.parent),
@@ -766,6 +769,7 @@ pub(super) mod tests {
     #[track_caller]
     pub(in crate::report) fn straggler(state: TaskState) -> Straggler {
         Straggler {
+            id: 0,
             site: Location::caller(),
             name: None,
             chain: Vec::new(),
