@@ -2,7 +2,7 @@
 //! leaks it finds by spawn site, keeps a baseline of known ones, and adds `#[leak_check]` to
 //! every `#[tokio::test]` that lacks it. See the README beside this crate's manifest.
 //!
-//! [leak-check]: https://example.invalid/leak-check
+//! [leak-check]: https://docs.rs/leak-check
 
 mod annotate;
 mod baseline;

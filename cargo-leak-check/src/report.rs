@@ -39,6 +39,8 @@ pub struct Site {
     pub column: u32,
     /// How many tasks spawned here are still alive.
     pub count: u64,
+    /// The names given to them (`leak_check::Builder::name`).
+    pub names: Vec<String>,
     /// Tasks per state (`waiting`, `busy`, ...).
     pub states: BTreeMap<String, u64>,
     /// The distinct chains of spawn sites from the test body to this site.

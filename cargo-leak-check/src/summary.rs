@@ -19,6 +19,7 @@ struct Leak {
     tasks: u64,
     states: BTreeMap<String, u64>,
     chains: Vec<Vec<String>>,
+    names: Vec<String>,
     entry: Entry,
 }
 
@@ -33,6 +34,8 @@ pub struct SiteRow {
     pub tasks: u64,
     pub states: BTreeMap<String, u64>,
     pub chain: Option<Vec<String>>,
+    /// The tasks' names, where they have any.
+    pub names: BTreeSet<String>,
     pub new: usize,
     pub known: usize,
 }
@@ -87,6 +90,7 @@ impl Summary {
                     tasks: site.count,
                     states: site.states.clone(),
                     chains: site.chains.clone(),
+                    names: site.names.clone(),
                     entry: Entry {
                         test: report.test.clone(),
                         file: site.file.clone(),
@@ -102,6 +106,7 @@ impl Summary {
                     tasks: report.untracked,
                     states: BTreeMap::new(),
                     chains: Vec::new(),
+                    names: Vec::new(),
                     entry: Entry::untracked(&report.test),
                 };
                 merge(&mut leaks, UNTRACKED_SITE.to_owned(), leak);
@@ -122,11 +127,13 @@ impl Summary {
                 tasks: 0,
                 states: BTreeMap::new(),
                 chain: None,
+                names: BTreeSet::new(),
                 new: 0,
                 known: 0,
             });
             row.tests.push(leak.test.clone());
             row.tasks += leak.tasks;
+            row.names.extend(leak.names.iter().cloned());
             for (state, n) in &leak.states {
                 *row.states.entry(state.clone()).or_default() += n;
             }
@@ -279,13 +286,21 @@ impl Summary {
             let states = row.states_text();
             let _ = writeln!(
                 out,
-                "     {} in {}{}",
+                "     {} in {}{}{}",
                 plural_u64(row.tasks, "task"),
                 plural(row.tests.len(), "test"),
                 if states.is_empty() {
                     String::new()
                 } else {
                     format!(": {states}")
+                },
+                if row.names.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (named {})",
+                        row.names.iter().cloned().collect::<Vec<_>>().join(", ")
+                    )
                 }
             );
             if let Some(chain) = &row.chain {
@@ -360,8 +375,13 @@ impl Summary {
         }
         if self.failures_known {
             parts.push(format!(
-                "{} failed for other reasons",
-                plural(self.other_failures.len(), "test")
+                "{} failed for {}",
+                plural(self.other_failures.len(), "test"),
+                if self.other_failures.len() == 1 {
+                    "another reason"
+                } else {
+                    "other reasons"
+                }
             ));
         }
         parts.join("; ")
@@ -402,10 +422,10 @@ impl Summary {
             let _ = writeln!(
                 out,
                 "Fixed (in the baseline {}, no longer leaking; delete them from it):\n",
-                code(self.baseline.as_deref().unwrap_or(""))
+                span(self.baseline.as_deref().unwrap_or(""))
             );
             for entry in &self.fixed {
-                let _ = writeln!(out, "- {}", code(&entry.to_line()));
+                let _ = writeln!(out, "- {}", span(&entry.to_line()));
             }
             out.push('\n');
         }
@@ -413,7 +433,7 @@ impl Summary {
             if !self.other_failures.is_empty() {
                 out.push_str("Failed for other reasons than a leak:\n\n");
                 for failure in &self.other_failures {
-                    let _ = writeln!(out, "- {}", code(failure));
+                    let _ = writeln!(out, "- {}", span(failure));
                 }
                 out.push('\n');
             }
@@ -422,7 +442,7 @@ impl Summary {
                 "Other failures are not known from reports alone (they list leaks and hangs only).\n\n",
             );
             for failure in &self.other_failures {
-                let _ = writeln!(out, "- {} hung", code(failure));
+                let _ = writeln!(out, "- {} hung", span(failure));
             }
         }
         out
@@ -507,11 +527,18 @@ fn plural_u64(n: u64, word: &str) -> String {
     }
 }
 
-/// Text as a Markdown code span inside a table cell.
+/// Text as a Markdown code span inside a table cell, where a `|` would end the cell.
 fn code(text: &str) -> String {
-    let fence = if text.contains('`') { "`` " } else { "`" };
-    let closing = if text.contains('`') { " ``" } else { "`" };
-    format!("{fence}{}{closing}", text.replace('|', "\\|"))
+    span(text).replace('|', "\\|")
+}
+
+/// Text as a Markdown code span.
+fn span(text: &str) -> String {
+    if text.contains('`') {
+        format!("`` {text} ``")
+    } else {
+        format!("`{text}`")
+    }
 }
 
 /// Plain text inside a table cell.

@@ -126,7 +126,7 @@ fn summary_of_shards_and_a_baseline_across_moved_lines() {
     .join("\n");
     let shard2 = [
         // Keys missing: file, line and column come from the site.
-        r#"{"test":"a::t3","outcome":"leaked","sites":[{"site":"tests/a.rs:4:5","count":1,"states":{"waiting":1}}]}"#.to_owned(),
+        r#"{"test":"a::t3","outcome":"leaked","sites":[{"site":"tests/a.rs:4:5","count":1,"names":["worker"],"states":{"waiting":1}}]}"#.to_owned(),
         report("a::t4", &[(one, 1, r#"{"stranded":1}"#, "[[]]")], ""),
         r#"{"test":"a::t5","outcome":"leaked","tasks":2,"untracked":2,"sites":[]}"#.to_owned(),
         r#"{"test":"a::hangs","outcome":"timed_out","timeout_ms":500,"tasks":1,"sites":[{"site":"tests/a.rs:7:14","count":1}]}"#.to_owned(),
@@ -147,7 +147,7 @@ leak-check: 5 tests leaked 8 tasks at 3 sites
 
   1. tests/a.rs:4:5  [new]
      in start: leak_check::spawn(async move { loop {} });
-     5 tasks in 4 tests: 3 waiting, 1 busy, 1 stranded
+     5 tasks in 4 tests: 3 waiting, 1 busy, 1 stranded (named worker)
      spawned by: test body
      tests: a::t1, a::t2, a::t3 and 1 more
 
@@ -236,13 +236,16 @@ leak-check: FAILED: 6 new leaks, 1 other failure
     ]
     .join("\n");
     fs::write(ws.join("moved.jsonl"), &moved).unwrap();
-    let out = run(bin(ws).args([
-        "leak-check",
-        "summary",
-        "--baseline",
-        "leaks.txt",
-        "moved.jsonl",
-    ]));
+    let moved_markdown = ws.join("moved.md");
+    let out = run(bin(ws)
+        .args([
+            "leak-check",
+            "summary",
+            "--baseline",
+            "leaks.txt",
+            "moved.jsonl",
+        ])
+        .env("GITHUB_STEP_SUMMARY", &moved_markdown));
     out.expect_code(0, "every leak is in the baseline, though its line moved")
         .expect_stdout("1. tests/a.rs:6:5  [known]", "the moved site is known")
         .expect_stdout("3. tests/a.rs:9:14  [known]", "so is the other")
@@ -252,6 +255,17 @@ leak-check: FAILED: 6 new leaks, 1 other failure
         )
         .expect_stdout("0 new, 5 known; 1 fixed", "the totals")
         .expect_stdout("leak-check: ok", "the verdict");
+    let moved_markdown = fs::read_to_string(moved_markdown).unwrap();
+    assert!(
+        moved_markdown.contains(
+            "\n- `a::t4 | tests/a.rs | start | leak_check::spawn(async move { loop {} });`\n"
+        ),
+        "outside a table, a | stays as it is: {moved_markdown}"
+    );
+    assert!(
+        moved_markdown.contains("| 4 | 3 waiting, 1 busy | known |\n"),
+        "{moved_markdown}"
+    );
 
     let with_new = format!(
         "{moved}\n{}\n",

@@ -357,6 +357,7 @@ fn a_generated_suite_from_first_run_to_baseline_shards_and_stable_mode() {
             "in new_leak: spawn(std::future::pending::<()>());",
             "the new site",
         )
+        .expect_stdout("1 task in 1 test: 1 stranded (named never)", "its name")
         .expect_stdout(
             "waits_forever | crates/app/tests/leaky.rs | waits_forever | leak_check::spawn(std::future::pending::<()>());",
             "the fixed entry",
