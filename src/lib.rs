@@ -69,12 +69,19 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+// The stages, in the order a task meets them: spawned (spawn), tracked by its check
+// (tracking), checked when the body ends (check), reported (report); settings come from config.
+// Without `tracking` only the spawn functions (tokio's own) and the settings' names are built.
+#[cfg(feature = "tracking")]
 mod check;
 mod config;
+#[cfg(feature = "tracking")]
 mod report;
 mod spawn;
+#[cfg(feature = "tracking")]
 mod tracking;
 
+#[cfg(feature = "tracking")]
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
@@ -215,4 +222,5 @@ pub use spawn::{
 ///     }
 /// }
 /// ```
+#[cfg(feature = "tracking")]
 pub use leak_check_macros::leak_check;

@@ -295,7 +295,7 @@ fn json_reports_are_one_line_per_leaking_test() {
     assert_eq!(lines.len(), 8, "{text}");
     let a: Vec<_> = lines
         .iter()
-        .filter(|v| v["test"] == "json_leak_a")
+        .filter(|v| v["test"] == "controls::json_leak_a")
         .collect();
     assert_eq!(a.len(), 4);
     let site = &a[0]["sites"][0];
@@ -305,7 +305,7 @@ fn json_reports_are_one_line_per_leaking_test() {
     assert_eq!(site["states"]["stranded"], 2);
     assert_eq!(a[0]["outcome"], "leaked");
     assert_eq!(a[0]["mode"], "fail");
-    let b = lines.iter().find(|v| v["test"] == "json_leak_b").unwrap();
+    let b = lines.iter().find(|v| v["test"] == "controls::json_leak_b").unwrap();
     assert_eq!(b["tasks"], 1);
     assert_eq!(b["sites"][0]["chains"][0].as_array().unwrap().len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
