@@ -240,7 +240,7 @@ fn annotate_command(args: Vec<OsString>) -> Result<u8, Failure> {
         }
     }
     let cwd = std::env::current_dir().map_err(|e| Failure::Run(e.to_string()))?;
-    let metadata = Metadata::load(&run::cargo(), &cwd, manifest_path.as_deref(), true)
+    let metadata = Metadata::load(&run::cargo(), &cwd, manifest_path.as_deref(), true, &[])
         .map_err(Failure::Run)?;
     let found = annotate::scan(&metadata);
     for skipped in &found.skipped {

@@ -291,9 +291,12 @@ impl OutputParser {
     }
 
     fn nextest_line(&mut self, trimmed: &str) -> Option<Event> {
-        if trimmed.starts_with("Starting ") && trimmed.contains(" across ") {
-            self.outcome.binaries += 1;
-            return Some(Event::Binary(trimmed.to_owned()));
+        if let Some(what) = trimmed.strip_prefix("Starting ") {
+            if what.contains(" across ") {
+                // `Starting 5 tests across 2 binaries`: nextest runs them all at once.
+                self.outcome.binaries += 1;
+                return Some(Event::Binary(what.to_owned()));
+            }
         }
         let (status, id) = parse_nextest_status(trimmed)?;
         let failed = match status {

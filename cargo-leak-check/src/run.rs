@@ -48,8 +48,14 @@ pub fn run(options: RunOptions) -> Result<u8, Failure> {
         .transpose()
         .map_err(Failure::Usage)?;
     let args = CargoArgs::scan(&options.cargo_args);
-    let metadata =
-        Metadata::load(&cargo, &cwd, args.manifest_path.as_deref(), false).map_err(Failure::Run)?;
+    let metadata = Metadata::load(
+        &cargo,
+        &cwd,
+        args.manifest_path.as_deref(),
+        false,
+        &args.for_metadata,
+    )
+    .map_err(Failure::Run)?;
 
     // Its own target folder, so the user's own build cache stays as it is.
     let folder = metadata.target_directory.join("leak-check");

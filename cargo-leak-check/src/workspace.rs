@@ -68,6 +68,7 @@ impl Metadata {
         dir: &Path,
         manifest_path: Option<&str>,
         no_deps: bool,
+        extra: &[String],
     ) -> Result<Metadata, String> {
         let mut command = Command::new(cargo);
         command
@@ -79,6 +80,7 @@ impl Metadata {
         if let Some(path) = manifest_path {
             command.args(["--manifest-path", path]);
         }
+        command.args(extra);
         let output = command
             .output()
             .map_err(|e| format!("cannot run `cargo metadata`: {e}"))?;
@@ -203,6 +205,9 @@ pub struct CargoArgs {
     pub target_dir: Option<String>,
     /// `--fail-fast` or `--no-fail-fast` given.
     pub fail_fast_given: bool,
+    /// The arguments that `cargo metadata` needs too: `--locked`, `--offline`, `--frozen`,
+    /// `--config`.
+    pub for_metadata: Vec<String>,
 }
 
 impl CargoArgs {
@@ -226,6 +231,12 @@ impl CargoArgs {
                 "--target" => found.target = value(),
                 "--target-dir" => found.target_dir = value(),
                 "--fail-fast" | "--no-fail-fast" => found.fail_fast_given = true,
+                "--locked" | "--offline" | "--frozen" => found.for_metadata.push(arg.clone()),
+                "--config" => {
+                    if let Some(value) = value() {
+                        found.for_metadata.push(format!("--config={value}"));
+                    }
+                }
                 _ => {
                     if let Some(spec) = short_package {
                         found.packages.push(spec.trim_start_matches('=').to_owned());
@@ -402,11 +413,18 @@ mod tests {
             "aarch64-unknown-linux-gnu",
             "--target-dir=/t",
             "--no-fail-fast",
+            "--locked",
+            "--config",
+            "net.offline=true",
         ]);
         assert_eq!(found.packages, ["a", "b", "c"]);
         assert_eq!(found.target.as_deref(), Some("aarch64-unknown-linux-gnu"));
         assert_eq!(found.target_dir.as_deref(), Some("/t"));
         assert!(found.fail_fast_given && !found.workspace);
+        assert_eq!(
+            found.for_metadata,
+            ["--locked", "--config=net.offline=true"]
+        );
         let all = args(&["--workspace", "--exclude", "z", "--test", "leaky"]);
         assert!(all.workspace && all.exclude == ["z"] && all.packages.is_empty());
     }

@@ -297,19 +297,22 @@ fn a_generated_suite_from_first_run_to_baseline_shards_and_stable_mode() {
         .expect_code(0, "the clean tests")
         .expect_stdout("leak-check: no test leaked", "nothing leaked");
 
-    // 4. The leaks, written as the baseline: nothing but leaks failed, so it exits 0.
+    // 4. The leaks, written as the baseline: nothing but leaks failed, so it exits 0. Under
+    // GitHub Actions, leak-check's annotations reach stdout through the captured output.
     let baseline = suite.ws.join("leaks.txt");
-    suite
-        .run(&[
-            "-p",
-            "app",
-            "--test",
-            "leaky",
-            "--write-baseline",
-            "leaks.txt",
-        ])
+    let mut command = bin(&suite.ws);
+    command
+        .args(["leak-check", "-p", "app", "--test", "leaky"])
+        .args(["--write-baseline", "leaks.txt"])
+        .env("CARGO_TARGET_DIR", shared_target())
+        .env("GITHUB_ACTIONS", "true");
+    run(&mut command)
         .expect_code(0, "--write-baseline")
-        .expect_stdout("(wrote 4 baseline entries to leaks.txt)", "the verdict");
+        .expect_stdout("(wrote 4 baseline entries to leaks.txt)", "the verdict")
+        .expect_stdout(
+            &format!("\n::error file=crates/app/tests/leaky.rs,line={worker},col=5,title="),
+            "the annotation of the worker's site",
+        );
     assert_eq!(
         entries(&baseline),
         [
