@@ -49,6 +49,16 @@ fn new_id() -> u64 {
         .unwrap_or_else(|_| NEXT_THREAD.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
+/// The instant `nanos` after `EPOCH`; `None` for 0 (never).
+fn at_nanos(nanos: u64) -> Option<Instant> {
+    match nanos {
+        0 => None,
+        nanos => EPOCH
+            .get()
+            .map(|epoch| *epoch + Duration::from_nanos(nanos)),
+    }
+}
+
 fn since_epoch(at: Instant) -> u64 {
     let epoch = *EPOCH.get_or_init(Instant::now);
     at.saturating_duration_since(epoch).as_nanos() as u64
@@ -179,8 +189,9 @@ pub(crate) struct TaskRecord {
     /// [`NOT_RUN_YET`] until then, [`NO_LEAK_CHECK_RUNTIME`] for a thread of no such runtime.
     /// See `owner::runtime_token`.
     runtime: AtomicU64,
-    /// When the task first returned `Pending` (a blocking task: when its closure started).
-    started: OnceLock<Instant>,
+    /// When the task first returned `Pending` (a blocking task: when its closure started), in
+    /// nanoseconds since `EPOCH` (0: not yet).
+    started: AtomicU64,
     polls: AtomicU32,
     polls_at_mark: AtomicU32,
     in_poll: AtomicBool,
@@ -234,7 +245,7 @@ impl TaskRecord {
             abort: Mutex::new(Abort::default()),
             stop_requested: AtomicBool::new(false),
             runtime: AtomicU64::new(NOT_RUN_YET),
-            started: OnceLock::new(),
+            started: AtomicU64::new(0),
             polls: AtomicU32::new(0),
             polls_at_mark: AtomicU32::new(0),
             in_poll: AtomicBool::new(false),
@@ -352,13 +363,14 @@ impl TaskRecord {
 
     /// A blocking task whose closure has started (it can no longer be stopped).
     pub(crate) fn closure_running(&self) -> bool {
-        self.kind == TaskKind::Blocking && self.started.get().is_some()
+        self.kind == TaskKind::Blocking && self.started.load(Ordering::Relaxed) != 0
     }
 
     /// For blocking tasks, whose age counts from the start of their closure.
     pub(crate) fn closure_started(&self) {
         self.runtime.store(runtime_here(), Ordering::Relaxed);
-        let _ = self.started.set(Instant::now());
+        self.started
+            .store(since_epoch(Instant::now()).max(1), Ordering::Relaxed);
     }
 
     /// Whether the task has been polled.
@@ -405,10 +417,11 @@ impl TaskRecord {
     /// The end of a poll, when the task's waker is not ours to keep (a plain task).
     pub(crate) fn poll_returned(&self, pending: bool) {
         if pending {
-            let now = Instant::now();
-            let _ = self.started.set(now);
-            self.last_pending
-                .store(since_epoch(now).max(1), Ordering::Relaxed);
+            let now = since_epoch(Instant::now()).max(1);
+            if self.started.load(Ordering::Relaxed) == 0 {
+                self.started.store(now, Ordering::Relaxed);
+            }
+            self.last_pending.store(now, Ordering::Relaxed);
         }
         self.in_poll.store(false, Ordering::Release);
     }
@@ -426,12 +439,7 @@ impl TaskRecord {
     }
 
     fn last_pending_at(&self) -> Option<Instant> {
-        match self.last_pending.load(Ordering::Relaxed) {
-            0 => None,
-            nanos => EPOCH
-                .get()
-                .map(|epoch| *epoch + Duration::from_nanos(nanos)),
-        }
+        at_nanos(self.last_pending.load(Ordering::Relaxed))
     }
 
     /// Waiting for a thread rather than stuck: a blocking closure not started yet, or a task
@@ -461,10 +469,8 @@ impl TaskRecord {
             self.last_pending_at()
                 .map(|at| now.saturating_duration_since(at))
         };
-        let age = self
-            .started
-            .get()
-            .map(|at| now.saturating_duration_since(*at));
+        let age = at_nanos(self.started.load(Ordering::Relaxed))
+            .map(|at| now.saturating_duration_since(at));
         let state = if self.kind == TaskKind::Blocking {
             if self.closure_running() {
                 TaskState::Blocking
