@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 pub use tokio;
 
+use crate::check::wait::{self, TimeLimited};
 use crate::check::Check;
 use crate::config::{Mode, PerTest, Settings};
 use crate::report::export;
-use crate::tracking::owner::{self as ownership, Owner};
 use crate::report::LeakReport;
-use crate::check::wait::{self, TimeLimited};
+use crate::tracking::owner::{self as ownership, Owner};
 
 /// How long a runtime that leak-check built gets to shut down; a `spawn_blocking` closure that
 /// never returns would otherwise hang the test forever.
@@ -120,7 +120,11 @@ impl<T> Options<T> {
         }
     }
 
-    fn begin(&self, settings: &Settings, own_runtime: Option<(&tokio::runtime::Handle, u64)>) -> Check {
+    fn begin(
+        &self,
+        settings: &Settings,
+        own_runtime: Option<(&tokio::runtime::Handle, u64)>,
+    ) -> Check {
         Check::begin(
             self.test_name(),
             settings.grace,

@@ -15,7 +15,6 @@ use crate::tracking::{
     tracked::{self, Registration, Tracked},
 };
 
-
 /// Spawns a task, like [`tokio::spawn`], recording where it was spawned.
 ///
 /// Inside a [`leak_check`](crate::leak_check) test the task belongs to that test, and so does

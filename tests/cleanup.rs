@@ -204,7 +204,10 @@ async fn background_work_that_spawns_as_it_stops_is_clean() {
 #[test]
 fn the_background_child_was_stopped() {
     let run = run_tests(
-        &["--exact", "background_work_that_spawns_as_it_stops_is_clean"],
+        &[
+            "--exact",
+            "background_work_that_spawns_as_it_stops_is_clean",
+        ],
         &[],
     );
     assert!(run.passed, "{}", run.output);

@@ -305,7 +305,10 @@ fn json_reports_are_one_line_per_leaking_test() {
     assert_eq!(site["states"]["stranded"], 2);
     assert_eq!(a[0]["outcome"], "leaked");
     assert_eq!(a[0]["mode"], "fail");
-    let b = lines.iter().find(|v| v["test"] == "controls::json_leak_b").unwrap();
+    let b = lines
+        .iter()
+        .find(|v| v["test"] == "controls::json_leak_b")
+        .unwrap();
     assert_eq!(b["tasks"], 1);
     assert_eq!(b["sites"][0]["chains"][0].as_array().unwrap().len(), 1);
     let _ = std::fs::remove_dir_all(&dir);

@@ -239,7 +239,8 @@ impl Check {
                 live.iter().any(|record| !handled.contains(&record.id))
                     || live.iter().all(|record| !can_be_waited_out(record))
             };
-            self.until(None, settled, || false, deadline, deadline).await;
+            self.until(None, settled, || false, deadline, deadline)
+                .await;
             let new: Vec<_> = self
                 .core
                 .snapshot()
@@ -250,8 +251,9 @@ impl Check {
                 break;
             }
             handled.extend(new.iter().map(|record| record.id));
-            let (own, others): (Vec<_>, Vec<_>) =
-                new.into_iter().partition(|record| self.is_reportable(record));
+            let (own, others): (Vec<_>, Vec<_>) = new
+                .into_iter()
+                .partition(|record| self.is_reportable(record));
             stop(&others);
             late.extend(self.late_stragglers(own).await);
         }
@@ -380,7 +382,12 @@ impl Check {
     }
 
     /// The report of what is alive now: each live task once, from one snapshot.
-    pub(crate) fn report(&self, kind: ReportKind, since: Instant, timekeepers: usize) -> LeakReport {
+    pub(crate) fn report(
+        &self,
+        kind: ReportKind,
+        since: Instant,
+        timekeepers: usize,
+    ) -> LeakReport {
         let now = Instant::now();
         let live = self.core.snapshot();
         let allowed = live

@@ -124,7 +124,10 @@ fn loom_a_finished_task_is_never_listed() {
         let ended_before = ended.load(Ordering::SeqCst);
         let listed = check.snapshot();
         if ended_before {
-            assert!(listed.iter().all(|record| record.id != id), "an ended task listed");
+            assert!(
+                listed.iter().all(|record| record.id != id),
+                "an ended task listed"
+            );
         }
         worker.join().unwrap();
         assert!(check.snapshot().is_empty());
@@ -191,7 +194,10 @@ fn loom_the_check_is_woken_by_the_last_end() {
         check.wake_when(Some(0), &waker);
         let saw_zero = check.own_live() == 0;
         ends.join().unwrap();
-        assert!(saw_zero || woken.0.load(Ordering::SeqCst) > 0, "a lost wake");
+        assert!(
+            saw_zero || woken.0.load(Ordering::SeqCst) > 0,
+            "a lost wake"
+        );
     });
 }
 

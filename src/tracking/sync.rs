@@ -36,6 +36,9 @@ impl<T> Mutex<T> {
         #[cfg(not(all(test, leak_check_loom)))]
         return self.0.lock();
         #[cfg(all(test, leak_check_loom))]
-        return self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        return self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
     }
 }
