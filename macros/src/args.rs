@@ -69,123 +69,61 @@ impl Args {
             .path
             .get_ident()
             .map_or_else(Span::call_site, |i| i.span());
-        if let Source::Module { nested } = source {
-            match key.as_str() {
-                "flavor" | "worker_threads" | "start_paused" | "crate" | "unhandled_panic" => {
-                    return Err(meta.error(format!(
-                        "`{key}` is a runtime argument, which each test chooses: write it on the test, in `#[tokio::test({key} = ...)]` or `#[leak_check({key} = ...)]`; a module's `#[leak_check(...)]` takes only leak-check's controls, {CONTROL_KEYS}"
-                    )))
-                }
-                "off" if !nested => {
-                    return Err(meta.error(
-                        "`off` only works inside a module checked by `#[leak_check]`, to opt one test (or nested module) out: this module is not checked without `#[leak_check]`, so remove the attribute",
-                    ))
-                }
-                "off" => {}
-                "grace_ms" | "timeout_ms" | "allow_sites" | "allow_names" | "allow_untracked" => {}
-                _ => {
-                    return Err(meta.error(format!(
-                        "unknown argument; a module's `#[leak_check(...)]` takes {CONTROL_KEYS}"
-                    )))
-                }
-            }
+        match source {
+            Source::LeakCheck => {}
+            Source::Module { nested } => module_takes(&meta, &key, nested)?,
+            Source::TokioTest => tokio_test_takes(&meta, &key)?,
         }
         match key.as_str() {
-            "off" if source == Source::TokioTest => Err(meta.error(
-                "`off` is leak-check's argument: to opt a test out of its module's check, write `#[leak_check(off)]` above it",
-            )),
-            "off" => {
-                if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
-                    return Err(meta.error("`off` takes no value: write `#[leak_check(off)]`"));
-                }
-                if self.off.is_some() {
-                    return Err(meta.error("`off` is given twice; keep one"));
-                }
-                self.off = Some(span);
-                Ok(())
-            }
-            "flavor" => {
-                let lit: LitStr = value(&meta, "flavor = \"multi_thread\"")?;
-                let flavor = match lit.value().as_str() {
-                    "current_thread" => Flavor::CurrentThread,
-                    "multi_thread" => Flavor::MultiThread,
-                    "local" => {
-                        return Err(syn::Error::new(
-                            lit.span(),
-                            "leak-check does not support the `local` flavor; use `flavor = \"current_thread\"` with a `tokio::task::LocalSet` and `leak_check::spawn_local`",
-                        ))
-                    }
-                    other => {
-                        return Err(syn::Error::new(
-                            lit.span(),
-                            format!("unknown runtime flavor `{other}`; write `flavor = \"current_thread\"` or `flavor = \"multi_thread\"`"),
-                        ))
-                    }
-                };
-                set(&mut self.flavor, "flavor", Spanned { value: flavor, span })
-            }
-            "worker_threads" => {
-                let lit: LitInt = value(&meta, "worker_threads = 2")?;
-                let n = lit.base10_parse::<usize>()?;
-                if n == 0 {
-                    return Err(syn::Error::new(lit.span(), "`worker_threads` must be at least 1"));
-                }
-                set(&mut self.worker_threads, "worker_threads", Spanned { value: n, span })
-            }
+            "off" => self.parse_off(&meta, span),
+            "flavor" => set(&mut self.flavor, &key, flavor(&meta)?, span),
+            "worker_threads" => set(&mut self.worker_threads, &key, worker_threads(&meta)?, span),
             "start_paused" => {
                 let lit: LitBool = value(&meta, "start_paused = true")?;
-                set(&mut self.start_paused, "start_paused", Spanned { value: lit, span })
+                set(&mut self.start_paused, &key, lit, span)
             }
-            "crate" => {
-                let lit: LitStr = value(&meta, "crate = \"my_tokio\"")?;
-                let path: Path = lit.parse().map_err(|_| {
-                    syn::Error::new(lit.span(), "`crate` takes the path of the tokio crate, such as `crate = \"my_tokio\"`")
-                })?;
-                set(&mut self.crate_path, "crate", Spanned { value: path, span })
-            }
+            "crate" => set(&mut self.crate_path, &key, crate_path(&meta)?, span),
             "unhandled_panic" => {
-                let lit: LitStr = value(&meta, "unhandled_panic = \"shutdown_runtime\"")?;
-                if !matches!(lit.value().as_str(), "ignore" | "shutdown_runtime") {
-                    return Err(syn::Error::new(
-                        lit.span(),
-                        "`unhandled_panic` is `\"ignore\"` or `\"shutdown_runtime\"`",
-                    ));
-                }
-                set(&mut self.unhandled_panic, "unhandled_panic", Spanned { value: lit, span })
-            }
-            "grace_ms" | "timeout_ms" | "allow_sites" | "allow_names" | "allow_untracked"
-                if source == Source::TokioTest =>
-            {
-                Err(meta.error(format!(
-                    "`{key}` is leak-check's argument: write it in `#[leak_check({key} = ...)]`"
-                )))
+                let lit = unhandled_panic(&meta)?;
+                set(&mut self.unhandled_panic, &key, lit, span)
             }
             "grace_ms" => {
                 let ms = millis(&meta, "grace_ms = 250")?;
-                set(&mut self.grace_ms, "grace_ms", Spanned { value: ms, span })
+                set(&mut self.grace_ms, &key, ms, span)
             }
             "timeout_ms" => {
                 let ms = millis(&meta, "timeout_ms = 30000")?;
-                set(&mut self.timeout_ms, "timeout_ms", Spanned { value: ms, span })
+                set(&mut self.timeout_ms, &key, ms, span)
             }
             "allow_sites" => {
-                let list = strings(&meta, "allow_sites = [\"src/metrics.rs\", \"*/background/*\"]")?;
-                set(&mut self.allow_sites, "allow_sites", Spanned { value: list, span })
+                let list = strings(
+                    &meta,
+                    "allow_sites = [\"src/metrics.rs\", \"*/background/*\"]",
+                )?;
+                set(&mut self.allow_sites, &key, list, span)
             }
             "allow_untracked" => {
                 let lit: LitBool = value(&meta, "allow_untracked = true")?;
-                let allow = lit.value;
-                set(&mut self.allow_untracked, "allow_untracked", Spanned { value: allow, span })
+                set(&mut self.allow_untracked, &key, lit.value, span)
             }
             "allow_names" => {
                 let list = strings(&meta, "allow_names = [\"metrics-flusher\"]")?;
-                set(&mut self.allow_names, "allow_names", Spanned { value: list, span })
+                set(&mut self.allow_names, &key, list, span)
             }
-            _ if source == Source::TokioTest => Err(meta.error(format!(
-                "leak-check builds this test's runtime and does not know this `#[tokio::test]` argument; it knows {RUNTIME_KEYS}"
-            ))),
             _ => Err(meta.error(format!("unknown argument; expected one of {ALL_KEYS}"))),
         }
+    }
+
+    /// `off`, a bare word, given once.
+    fn parse_off(&mut self, meta: &ParseNestedMeta<'_>, span: Span) -> syn::Result<()> {
+        if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+            return Err(meta.error("`off` takes no value: write `#[leak_check(off)]`"));
+        }
+        if self.off.is_some() {
+            return Err(meta.error("`off` is given twice; keep one"));
+        }
+        self.off = Some(span);
+        Ok(())
     }
 
     /// Adds the arguments of `#[tokio::test(...)]`; one given in both places is an error.
@@ -326,6 +264,117 @@ impl Args {
     }
 }
 
+/// The arguments each test chooses for the runtime leak-check builds for it.
+fn is_runtime_key(key: &str) -> bool {
+    matches!(
+        key,
+        "flavor" | "worker_threads" | "start_paused" | "crate" | "unhandled_panic"
+    )
+}
+
+/// leak-check's own controls, which `#[tokio::test]` does not know.
+fn is_control_key(key: &str) -> bool {
+    matches!(
+        key,
+        "grace_ms" | "timeout_ms" | "allow_sites" | "allow_names" | "allow_untracked"
+    )
+}
+
+/// Rejects what a module's `#[leak_check(...)]` does not take: runtime arguments, which each
+/// test chooses, and `off` on a module that no checked module encloses.
+fn module_takes(meta: &ParseNestedMeta<'_>, key: &str, nested: bool) -> syn::Result<()> {
+    if is_runtime_key(key) {
+        return Err(meta.error(format!(
+            "`{key}` is a runtime argument, which each test chooses: write it on the test, in `#[tokio::test({key} = ...)]` or `#[leak_check({key} = ...)]`; a module's `#[leak_check(...)]` takes only leak-check's controls, {CONTROL_KEYS}"
+        )));
+    }
+    match key {
+        "off" if !nested => Err(meta.error(
+            "`off` only works inside a module checked by `#[leak_check]`, to opt one test (or nested module) out: this module is not checked without `#[leak_check]`, so remove the attribute",
+        )),
+        "off" => Ok(()),
+        _ if is_control_key(key) => Ok(()),
+        _ => Err(meta.error(format!(
+            "unknown argument; a module's `#[leak_check(...)]` takes {CONTROL_KEYS}"
+        ))),
+    }
+}
+
+/// Rejects what `#[tokio::test(...)]` does not take here: leak-check's own arguments, which
+/// belong in `#[leak_check(...)]`, and anything leak-check does not know how to build a runtime
+/// with.
+fn tokio_test_takes(meta: &ParseNestedMeta<'_>, key: &str) -> syn::Result<()> {
+    if key == "off" {
+        return Err(meta.error(
+            "`off` is leak-check's argument: to opt a test out of its module's check, write `#[leak_check(off)]` above it",
+        ));
+    }
+    if is_control_key(key) {
+        return Err(meta.error(format!(
+            "`{key}` is leak-check's argument: write it in `#[leak_check({key} = ...)]`"
+        )));
+    }
+    if !is_runtime_key(key) {
+        return Err(meta.error(format!(
+            "leak-check builds this test's runtime and does not know this `#[tokio::test]` argument; it knows {RUNTIME_KEYS}"
+        )));
+    }
+    Ok(())
+}
+
+/// `flavor = "..."`: the two flavors leak-check can build.
+fn flavor(meta: &ParseNestedMeta<'_>) -> syn::Result<Flavor> {
+    let lit: LitStr = value(meta, "flavor = \"multi_thread\"")?;
+    match lit.value().as_str() {
+        "current_thread" => Ok(Flavor::CurrentThread),
+        "multi_thread" => Ok(Flavor::MultiThread),
+        "local" => Err(syn::Error::new(
+            lit.span(),
+            "leak-check does not support the `local` flavor; use `flavor = \"current_thread\"` with a `tokio::task::LocalSet` and `leak_check::spawn_local`",
+        )),
+        other => Err(syn::Error::new(
+            lit.span(),
+            format!("unknown runtime flavor `{other}`; write `flavor = \"current_thread\"` or `flavor = \"multi_thread\"`"),
+        )),
+    }
+}
+
+/// `worker_threads = n`, with at least one worker.
+fn worker_threads(meta: &ParseNestedMeta<'_>) -> syn::Result<usize> {
+    let lit: LitInt = value(meta, "worker_threads = 2")?;
+    let n = lit.base10_parse::<usize>()?;
+    if n == 0 {
+        return Err(syn::Error::new(
+            lit.span(),
+            "`worker_threads` must be at least 1",
+        ));
+    }
+    Ok(n)
+}
+
+/// `crate = "..."`: the path the tokio crate goes by.
+fn crate_path(meta: &ParseNestedMeta<'_>) -> syn::Result<Path> {
+    let lit: LitStr = value(meta, "crate = \"my_tokio\"")?;
+    lit.parse().map_err(|_| {
+        syn::Error::new(
+            lit.span(),
+            "`crate` takes the path of the tokio crate, such as `crate = \"my_tokio\"`",
+        )
+    })
+}
+
+/// `unhandled_panic = "..."`: one of the two behaviours tokio offers.
+fn unhandled_panic(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
+    let lit: LitStr = value(meta, "unhandled_panic = \"shutdown_runtime\"")?;
+    if !matches!(lit.value().as_str(), "ignore" | "shutdown_runtime") {
+        return Err(syn::Error::new(
+            lit.span(),
+            "`unhandled_panic` is `\"ignore\"` or `\"shutdown_runtime\"`",
+        ));
+    }
+    Ok(lit)
+}
+
 /// A whole number of milliseconds; kept as a number so a suffix such as `250u32` cannot leak
 /// into the generated code.
 fn millis(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<u64> {
@@ -374,14 +423,14 @@ fn value<T: syn::parse::Parse>(meta: &ParseNestedMeta<'_>, example: &str) -> syn
     })
 }
 
-fn set<T>(slot: &mut Option<Spanned<T>>, key: &str, value: Spanned<T>) -> syn::Result<()> {
+fn set<T>(slot: &mut Option<Spanned<T>>, key: &str, value: T, span: Span) -> syn::Result<()> {
     if slot.is_some() {
         return Err(syn::Error::new(
-            value.span,
+            span,
             format!("`{key}` is given twice; keep one"),
         ));
     }
-    *slot = Some(value);
+    *slot = Some(Spanned { value, span });
     Ok(())
 }
 

@@ -88,8 +88,52 @@ fn is_tokio_expansion(function: &ItemFn, test_attr: &Attribute) -> bool {
 
 pub(crate) fn analyze(mut args: Args, function: &ItemFn) -> syn::Result<Test> {
     let is_async = function.sig.asyncness.is_some();
-    let mut attrs = Vec::new();
-    let mut found: Option<(TestAttr, Attribute)> = None;
+    let Attrs {
+        mut kept,
+        test_attr,
+        test_attr_at,
+        expects_panic,
+    } = read_attrs(function)?;
+    let form = form_of(test_attr.as_ref(), is_async, &mut args)?;
+    check_args_fit(&form, &args)?;
+
+    // A sync fn with no test attribute is either under a `#[test]` that has already expanded
+    // (written above `#[leak_check]`) or a checked helper: adding `#[test]` would be wrong in both.
+    let needs_test_attr = match &test_attr {
+        Some((TestAttr::Foreign, _)) => false,
+        None => is_async,
+        Some(_) => true,
+    };
+    if !needs_test_attr {
+        // The foreign attribute stays where it was.
+        if let (Some(at), Some((_, attr))) = (test_attr_at, &test_attr) {
+            kept.insert(at, attr.clone());
+        }
+    }
+    Ok(Test {
+        form,
+        args,
+        attrs: kept,
+        test_attr_at,
+        needs_test_attr,
+        expects_panic,
+    })
+}
+
+/// A function's attributes, with its test attribute taken out of the ones to keep.
+struct Attrs {
+    kept: Vec<Attribute>,
+    test_attr: Option<(TestAttr, Attribute)>,
+    /// Where the test attribute stood among the kept ones.
+    test_attr_at: Option<usize>,
+    expects_panic: bool,
+}
+
+/// Reads the function's attributes, rejecting a second `#[leak_check]`, a second test
+/// attribute, and `#[leak_check]` written below an already expanded `#[tokio::test]`.
+fn read_attrs(function: &ItemFn) -> syn::Result<Attrs> {
+    let mut kept = Vec::new();
+    let mut test_attr: Option<(TestAttr, Attribute)> = None;
     let mut test_attr_at = None;
     let mut expects_panic = false;
     for attr in &function.attrs {
@@ -103,10 +147,10 @@ pub(crate) fn analyze(mut args: Args, function: &ItemFn) -> syn::Result<Test> {
             expects_panic = true;
         }
         let Some(kind) = classify(attr.path()) else {
-            attrs.push(attr.clone());
+            kept.push(attr.clone());
             continue;
         };
-        if let Some((_, first)) = &found {
+        if let Some((_, first)) = &test_attr {
             return Err(syn::Error::new_spanned(
                 attr,
                 format!(
@@ -121,32 +165,47 @@ pub(crate) fn analyze(mut args: Args, function: &ItemFn) -> syn::Result<Test> {
                 "`#[leak_check]` must be written above `#[tokio::test]`: below it, the runtime is dropped (and the test's tasks with it) before leak-check can look",
             ));
         }
-        test_attr_at = Some(attrs.len());
-        found = Some((kind, attr.clone()));
+        test_attr_at = Some(kept.len());
+        test_attr = Some((kind, attr.clone()));
     }
+    Ok(Attrs {
+        kept,
+        test_attr,
+        test_attr_at,
+        expects_panic,
+    })
+}
 
-    let form = match (&found, is_async) {
-        (None, true) => Form::OwnRuntime,
+/// The form the test takes, from its test attribute and whether it is async; a
+/// `#[tokio::test]`'s arguments join `args`, since leak-check builds that runtime in its place.
+fn form_of(
+    test_attr: Option<&(TestAttr, Attribute)>,
+    is_async: bool,
+    args: &mut Args,
+) -> syn::Result<Form> {
+    match (test_attr, is_async) {
+        (None, true) => Ok(Form::OwnRuntime),
         (Some((TestAttr::Tokio, attr)), true) => {
             args.merge(tokio_args(attr)?)?;
-            Form::OwnRuntime
+            Ok(Form::OwnRuntime)
         }
-        (Some((TestAttr::Foreign, _)), true) => Form::ForeignRuntime,
-        (Some((TestAttr::Std, attr)), true) => {
-            return Err(syn::Error::new_spanned(
-                attr,
-                "`#[test]` cannot run an `async fn`: remove it and leak-check builds the runtime, or write `#[tokio::test]`",
-            ))
-        }
-        (Some((TestAttr::Tokio, attr)), false) => {
-            return Err(syn::Error::new_spanned(
-                attr,
-                "`#[tokio::test]` needs an `async fn`: make the test `async`, or write `#[test]` for a sync test",
-            ))
-        }
-        (None | Some((TestAttr::Std | TestAttr::Foreign, _)), false) => Form::Sync,
-    };
+        (Some((TestAttr::Foreign, _)), true) => Ok(Form::ForeignRuntime),
+        (Some((TestAttr::Std, attr)), true) => Err(syn::Error::new_spanned(
+            attr,
+            "`#[test]` cannot run an `async fn`: remove it and leak-check builds the runtime, or write `#[tokio::test]`",
+        )),
+        (Some((TestAttr::Tokio, attr)), false) => Err(syn::Error::new_spanned(
+            attr,
+            "`#[tokio::test]` needs an `async fn`: make the test `async`, or write `#[test]` for a sync test",
+        )),
+        (None | Some((TestAttr::Std | TestAttr::Foreign, _)), false) => Ok(Form::Sync),
+    }
+}
 
+/// Rejects arguments the form cannot honour: runtime arguments where leak-check does not build
+/// the runtime, and `timeout_ms` on a sync body, which cannot be stopped; then what tokio would
+/// reject.
+fn check_args_fit(form: &Form, args: &Args) -> syn::Result<()> {
     if let Some(span) = args.first_runtime_arg() {
         match form {
             Form::OwnRuntime => {}
@@ -164,35 +223,13 @@ pub(crate) fn analyze(mut args: Args, function: &ItemFn) -> syn::Result<Test> {
             }
         }
     }
-    if let (Form::Sync, Some(timeout)) = (&form, &args.timeout_ms) {
+    if let (Form::Sync, Some(timeout)) = (form, &args.timeout_ms) {
         return Err(syn::Error::new(
             timeout.span,
             "`timeout_ms` needs an `async fn` test: a sync body cannot be stopped from outside; make the test `async`, or remove this argument",
         ));
     }
-    args.validate()?;
-
-    // A sync fn with no test attribute is either under a `#[test]` that has already expanded
-    // (written above `#[leak_check]`) or a checked helper: adding `#[test]` would be wrong in both.
-    let needs_test_attr = match &found {
-        Some((TestAttr::Foreign, _)) => false,
-        None => is_async,
-        Some(_) => true,
-    };
-    if !needs_test_attr {
-        // The foreign attribute stays where it was.
-        if let (Some(at), Some((_, attr))) = (test_attr_at, &found) {
-            attrs.insert(at, attr.clone());
-        }
-    }
-    Ok(Test {
-        form,
-        args,
-        attrs,
-        test_attr_at,
-        needs_test_attr,
-        expects_panic,
-    })
+    args.validate()
 }
 
 fn tokio_args(attr: &Attribute) -> syn::Result<Args> {

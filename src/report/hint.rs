@@ -39,50 +39,67 @@ fn behaviour(group: &Group<'_>, awaits: &[Await], in_dependency: bool) -> String
             .to_owned();
     }
     let state = group.states()[0].0;
-    match state {
-        TaskState::Blocking => {
-            return "the closure never returns: pass it a stop signal (an AtomicBool or a channel \
-                    it checks) and set it before the test ends"
-                .to_owned()
-        }
-        TaskState::StuckInPoll => {
-            return "replace the blocking call (std::thread::sleep, a sync lock or I/O, a loop \
-                    with no .await) with its async version, or move it to spawn_blocking"
-                .to_owned()
-        }
-        TaskState::Runnable => {
-            return "it was about to run when the grace period ended; if it would finish on its \
-                    own, give it more time with #[leak_check(grace_ms = ...)] or \
-                    LEAK_CHECK_GRACE_MS"
-                .to_owned()
-        }
-        _ => {}
+    if let Some(hint) = not_at_an_await(state) {
+        return hint.to_owned();
     }
-    // Spawned by the test body itself, in the test's own files: a server or a ticker the test
-    // starts and uses until its end looks like this.
-    let the_tests_own = !in_dependency && group.members.iter().all(|s| s.chain.is_empty());
     if !awaits.is_empty() {
         return awaited(awaits);
     }
     match state {
-        TaskState::Busy => match pace(group) {
-            Some(Pace::Every(period)) => format!(
-                "polled about every {} during the grace period: a timer loop (a ticker, a retry \
-                 loop) that never ends; give it a cancellation branch, `tokio::select! {{ _ = \
-                 token.cancelled() => break, ... }}`, and cancel the token when the test is done; \
-                 a ticker meant to outlive the body belongs in leak_check::spawn_background",
-                Human(period)
-            ),
-            Some(Pace::Spinning) => "polled again and again with no pause: a loop that never \
-                waits for anything pending (yield_now, a future that is always ready, a retry \
-                with no delay); give it an end, or a cancellation branch that it checks"
-                .to_owned(),
-            None => "a loop that never ends (an interval, retry or select! loop): add a \
-                cancellation branch, `tokio::select! { _ = token.cancelled() => break, ... }`, \
-                and cancel it when the test is done; a ticker meant to outlive the body belongs \
-                in leak_check::spawn_background"
-                .to_owned(),
-        },
+        TaskState::Busy => busy(group),
+        _ => unawaited_pending(group, state, in_dependency),
+    }
+}
+
+/// What stops a task that is not parked at an await (a closure still running, a poll that does
+/// not return, a task about to run): what it awaits, if a dump tells, does not change that.
+fn not_at_an_await(state: TaskState) -> Option<&'static str> {
+    match state {
+        TaskState::Blocking => Some(
+            "the closure never returns: pass it a stop signal (an AtomicBool or a channel it \
+             checks) and set it before the test ends",
+        ),
+        TaskState::StuckInPoll => Some(
+            "replace the blocking call (std::thread::sleep, a sync lock or I/O, a loop with no \
+             .await) with its async version, or move it to spawn_blocking",
+        ),
+        TaskState::Runnable => Some(
+            "it was about to run when the grace period ended; if it would finish on its own, give \
+             it more time with #[leak_check(grace_ms = ...)] or LEAK_CHECK_GRACE_MS",
+        ),
+        _ => None,
+    }
+}
+
+/// A busy task, told by how its polls were spaced: a ticker, or a spin.
+fn busy(group: &Group<'_>) -> String {
+    match pace(group) {
+        Some(Pace::Every(period)) => format!(
+            "polled about every {} during the grace period: a timer loop (a ticker, a retry \
+             loop) that never ends; give it a cancellation branch, `tokio::select! {{ _ = \
+             token.cancelled() => break, ... }}`, and cancel the token when the test is done; \
+             a ticker meant to outlive the body belongs in leak_check::spawn_background",
+            Human(period)
+        ),
+        Some(Pace::Spinning) => "polled again and again with no pause: a loop that never \
+            waits for anything pending (yield_now, a future that is always ready, a retry \
+            with no delay); give it an end, or a cancellation branch that it checks"
+            .to_owned(),
+        None => "a loop that never ends (an interval, retry or select! loop): add a \
+            cancellation branch, `tokio::select! { _ = token.cancelled() => break, ... }`, \
+            and cancel it when the test is done; a ticker meant to outlive the body belongs \
+            in leak_check::spawn_background"
+            .to_owned(),
+    }
+}
+
+/// A pending task with no task dump to tell what it awaits: read from its state (whether
+/// anything holds its waker) and from where it was spawned.
+fn unawaited_pending(group: &Group<'_>, state: TaskState, in_dependency: bool) -> String {
+    // Spawned by the test body itself, in the test's own files: a server or a ticker the test
+    // starts and uses until its end looks like this.
+    let the_tests_own = !in_dependency && group.members.iter().all(|s| s.chain.is_empty());
+    match state {
         TaskState::Stranded => "it awaits something that can never complete \
             (std::future::pending, a future that dropped or never registered its waker): give it \
             a way to finish, or keep its JoinHandle and abort it"

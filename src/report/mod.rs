@@ -487,6 +487,32 @@ impl LeakReport {
 
 impl Display for Group<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        self.write_heading(f)?;
+        self.write_ancestry(f)?;
+        self.write_late(f)?;
+        self.write_activity(f)?;
+        self.write_states(f)?;
+        let trace = match self.backtrace() {
+            Some(Backtrace::Recorded(trace)) => Some(dump::tidy(trace, self.site.file())),
+            _ => None,
+        };
+        let awaits = trace
+            .as_deref()
+            .map(dump::innermost_awaits)
+            .unwrap_or_default();
+        write_awaits(f, &awaits)?;
+        self.write_trace(f, trace.as_deref())?;
+        for hint in hint::hints(self, &awaits) {
+            writeln!(f, "      hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The lines of a site's entry, in the order [`Group`]'s `Display` writes them.
+impl Group<'_> {
+    /// How many tasks, where they were spawned, and their first names.
+    fn write_heading(&self, f: &mut Formatter<'_>) -> fmt::Result {
         let count = self.members.len();
         write!(f, "  {} spawned at {}", plural(count, "task"), self.site)?;
         let names = self.names();
@@ -496,8 +522,11 @@ impl Display for Group<'_> {
         if names.len() > 3 {
             write!(f, " and {} more names", names.len() - 3)?;
         }
-        writeln!(f)?;
+        writeln!(f)
+    }
 
+    /// The first member's spawn chain, and how many members came by another one.
+    fn write_ancestry(&self, f: &mut Formatter<'_>) -> fmt::Result {
         let first = self.members[0];
         write!(f, "      spawned by: test body")?;
         write_chain(f, &first.chain)?;
@@ -509,10 +538,13 @@ impl Display for Group<'_> {
         if other_chains > 0 {
             write!(f, " (and {} by other chains)", plural(other_chains, "task"))?;
         }
-        writeln!(f)?;
+        writeln!(f)
+    }
 
+    /// Which members were spawned during cleanup, if any.
+    fn write_late(&self, f: &mut Formatter<'_>) -> fmt::Result {
         let late = self.members.iter().filter(|s| s.late).count();
-        if late == count {
+        if late == self.members.len() {
             writeln!(
                 f,
                 "      spawned while the stragglers were being stopped (from a Drop)"
@@ -523,7 +555,11 @@ impl Display for Group<'_> {
                 "      {late} of them spawned while the stragglers were being stopped (from a Drop)"
             )?;
         }
+        Ok(())
+    }
 
+    /// Age, polls and idle time, as ranges over the members.
+    fn write_activity(&self, f: &mut Formatter<'_>) -> fmt::Result {
         let polls = Range::of(self.members.iter().map(|s| s.polls));
         let age = Range::of(self.members.iter().filter_map(|s| s.age));
         match (age, polls) {
@@ -532,7 +568,8 @@ impl Display for Group<'_> {
             // Polled, but no poll has returned yet: the first one is still running.
             (None, _) => write!(f, "      still in its first poll")?,
         }
-        if first.state != TaskState::Blocking {
+        // A blocking closure is never polled: it has no polls or idle time to tell.
+        if self.members[0].state != TaskState::Blocking {
             match polls {
                 Some(Range { max: 0, .. }) | None => {}
                 Some(Range { min: 1, max: 1 }) => write!(f, ", polled once")?,
@@ -542,71 +579,44 @@ impl Display for Group<'_> {
                 write!(f, ", idle for {}", idle.map(Human))?;
             }
         }
-        writeln!(f)?;
+        writeln!(f)
+    }
 
+    /// The members' states and what each means, or, for a task that re-spawns itself, that.
+    fn write_states(&self, f: &mut Formatter<'_>) -> fmt::Result {
         let states = self.states();
         let respawns = self.respawns();
         if respawns > 0 {
             // Each generation is alive because the one before spawned it: what the newest is
             // waiting for says nothing about whether the chain goes on.
-            writeln!(
+            return writeln!(
                 f,
                 "      it re-spawns itself: each generation spawns the next at this site ({} before \
                  this one); the newest is {}",
                 plural(respawns as usize, "generation"),
                 newest(states[0].0)
+            );
+        }
+        let count = self.members.len();
+        for (state, n) in &states {
+            let who = if count == 1 {
+                String::new()
+            } else {
+                format!("{n} ")
+            };
+            writeln!(
+                f,
+                "      {who}{}: {}",
+                state_name(*state),
+                state_meaning(*state)
             )?;
-        } else {
-            for (state, n) in &states {
-                let who = if count == 1 {
-                    String::new()
-                } else {
-                    format!("{n} ")
-                };
-                writeln!(
-                    f,
-                    "      {who}{}: {}",
-                    state_name(*state),
-                    state_meaning(*state)
-                )?;
-            }
         }
+        Ok(())
+    }
 
-        let trace = match self.backtrace() {
-            Some(Backtrace::Recorded(trace)) => Some(dump::tidy(trace, self.site.file())),
-            _ => None,
-        };
-        let awaits = trace
-            .as_deref()
-            .map(dump::innermost_awaits)
-            .unwrap_or_default();
-        match awaits.as_slice() {
-            [] => {}
-            [one] => match &one.at {
-                Some(at) => writeln!(f, "      innermost await: {} at {at}", one.what.describe())?,
-                None => writeln!(f, "      innermost await: {}", one.what.describe())?,
-            },
-            several => {
-                // Branches of one select! share their place in the task's code: said once.
-                let shared = several[0]
-                    .at
-                    .as_ref()
-                    .filter(|at| several.iter().all(|a| a.at.as_ref() == Some(*at)));
-                let whats: Vec<String> = several
-                    .iter()
-                    .map(|a| match (&a.at, shared) {
-                        (Some(at), None) => format!("{} at {at}", a.what.describe()),
-                        _ => a.what.describe().to_owned(),
-                    })
-                    .collect();
-                write!(f, "      innermost awaits: {}", whats.join("; "))?;
-                match shared {
-                    Some(at) => writeln!(f, " (all at {at})")?,
-                    None => writeln!(f)?,
-                }
-            }
-        }
-        match (&trace, self.backtrace()) {
+    /// The tidied backtrace, at most [`MAX_TRACE_LINES`] of it, or that the dump recorded none.
+    fn write_trace(&self, f: &mut Formatter<'_>, trace: Option<&str>) -> fmt::Result {
+        match (trace, self.backtrace()) {
             (Some(trace), _) => {
                 writeln!(
                     f,
@@ -622,11 +632,39 @@ impl Display for Group<'_> {
             (None, Some(Backtrace::NoneRecorded)) => writeln!(f, "      {}", dump::NO_TRACE)?,
             (None, _) => {}
         }
-        for hint in hint::hints(self, &awaits) {
-            writeln!(f, "      hint: {hint}")?;
-        }
         Ok(())
     }
+}
+
+/// What the backtrace's innermost frames await, with where in the task's code.
+fn write_awaits(f: &mut Formatter<'_>, awaits: &[dump::Await]) -> fmt::Result {
+    match awaits {
+        [] => {}
+        [one] => match &one.at {
+            Some(at) => writeln!(f, "      innermost await: {} at {at}", one.what.describe())?,
+            None => writeln!(f, "      innermost await: {}", one.what.describe())?,
+        },
+        several => {
+            // Branches of one select! share their place in the task's code: said once.
+            let shared = several[0]
+                .at
+                .as_ref()
+                .filter(|at| several.iter().all(|a| a.at.as_ref() == Some(*at)));
+            let whats: Vec<String> = several
+                .iter()
+                .map(|a| match (&a.at, shared) {
+                    (Some(at), None) => format!("{} at {at}", a.what.describe()),
+                    _ => a.what.describe().to_owned(),
+                })
+                .collect();
+            write!(f, "      innermost awaits: {}", whats.join("; "))?;
+            match shared {
+                Some(at) => writeln!(f, " (all at {at})")?,
+                None => writeln!(f)?,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The links of a spawn chain after "test body", a run of ancestors spawned at one site (a task
