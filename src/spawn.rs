@@ -14,6 +14,8 @@ use crate::tracking::{
     record::{TaskKind, TaskRecord},
     tracked::{self, Registration, Tracked},
 };
+#[cfg(feature = "tracking")]
+use std::sync::Arc;
 
 /// Spawns a task, like [`tokio::spawn`], recording where it was spawned.
 ///
@@ -196,7 +198,11 @@ impl Builder {
     {
         #[cfg(feature = "tracking")]
         let future = match self.track(future, TaskKind::Async) {
-            Ok(task) => return tracked(|| tokio::spawn(task)),
+            Ok((task, record)) => {
+                let join = tracked(|| tokio::spawn(task));
+                record.set_abort_handle(join.abort_handle());
+                return join;
+            }
             Err(future) => future,
         };
         tokio::spawn(future)
@@ -211,7 +217,11 @@ impl Builder {
     {
         #[cfg(feature = "tracking")]
         let future = match self.track(future, TaskKind::Async) {
-            Ok(task) => return tracked(|| handle.spawn(task)),
+            Ok((task, record)) => {
+                let join = tracked(|| handle.spawn(task));
+                record.set_abort_handle(join.abort_handle());
+                return join;
+            }
             Err(future) => future,
         };
         handle.spawn(future)
@@ -227,7 +237,8 @@ impl Builder {
         #[cfg(feature = "tracking")]
         if let Some(registration) = self.register(TaskKind::Blocking) {
             let record = registration.record.clone();
-            let join = tokio::task::spawn_blocking(move || tracked::run_blocking(registration, f));
+            let task = tracked::Blocking::new(registration, f);
+            let join = tracked(|| tokio::task::spawn_blocking(move || task.run()));
             record.set_abort_handle(join.abort_handle());
             return join;
         }
@@ -245,8 +256,8 @@ impl Builder {
         #[cfg(feature = "tracking")]
         if let Some(registration) = self.register(TaskKind::Blocking) {
             let record = registration.record.clone();
-            let join =
-                tracked(|| handle.spawn_blocking(move || tracked::run_blocking(registration, f)));
+            let task = tracked::Blocking::new(registration, f);
+            let join = tracked(|| handle.spawn_blocking(move || task.run()));
             record.set_abort_handle(join.abort_handle());
             return join;
         }
@@ -262,7 +273,11 @@ impl Builder {
     {
         #[cfg(feature = "tracking")]
         let future = match self.track(future, TaskKind::Local) {
-            Ok(task) => return tracked(|| tokio::task::spawn_local(task)),
+            Ok((task, record)) => {
+                let join = tracked(|| tokio::task::spawn_local(task));
+                record.set_abort_handle(join.abort_handle());
+                return join;
+            }
             Err(future) => future,
         };
         tokio::task::spawn_local(future)
@@ -277,19 +292,27 @@ impl Builder {
     {
         #[cfg(feature = "tracking")]
         let future = match self.track(future, TaskKind::Async) {
-            Ok(task) => return tracked(|| set.spawn(task)),
+            Ok((task, record)) => {
+                let abort = tracked(|| set.spawn(task));
+                record.set_abort_handle(abort.clone());
+                return abort;
+            }
             Err(future) => future,
         };
         set.spawn(future)
     }
 
-    /// Wraps an async task about to be spawned here, if a check owns this place; gives the
-    /// future back if not.
+    /// Wraps an async task about to be spawned here, with its record (to keep tokio's abort
+    /// handle in, once the spawn gives it), if a check owns this place; gives the future back
+    /// if not.
     #[cfg(feature = "tracking")]
     #[track_caller]
-    fn track<F>(self, future: F, kind: TaskKind) -> Result<Tracked<F>, F> {
+    fn track<F>(self, future: F, kind: TaskKind) -> Result<(Tracked<F>, Arc<TaskRecord>), F> {
         match self.register(kind) {
-            Some(registration) => Ok(Tracked::new(future, registration)),
+            Some(registration) => {
+                let record = registration.record.clone();
+                Ok((Tracked::new(future, registration), record))
+            }
             None => Err(future),
         }
     }

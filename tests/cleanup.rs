@@ -260,3 +260,86 @@ fn the_plain_count_is_per_runtime() {
         assert!(output.contains("with plain `tokio::spawn`"), "{output}");
     }
 }
+
+// A stopped task ends for good: tokio cancels it, so whoever awaits its JoinHandle gets
+// `Cancelled` instead of waiting for ever, and it leaves the runtime's count.
+#[leak_check]
+fn starts_background_ticker() -> tokio::task::JoinHandle<()> {
+    background_on_shared::spawn()
+}
+
+mod background_on_shared {
+    pub fn spawn() -> tokio::task::JoinHandle<()> {
+        leak_check::Builder::new().background().spawn_on(
+            async {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            },
+            super::SHARED.handle(),
+        )
+    }
+}
+
+#[test]
+fn a_stopped_tasks_join_handle_completes() {
+    let handle = starts_background_ticker();
+    let joined =
+        SHARED.block_on(async { tokio::time::timeout(Duration::from_secs(5), handle).await });
+    let joined = joined.expect("the stopped task's JoinHandle should complete");
+    assert!(joined.unwrap_err().is_cancelled());
+}
+
+// Blocking closures that a task spawns after its check has ended do not run.
+static LATE_CLOSURES_RAN: AtomicUsize = AtomicUsize::new(0);
+
+#[leak_check]
+fn blocking_closure_outliving_its_check(release: std::sync::mpsc::Receiver<()>) {
+    leak_check::spawn_blocking_on(
+        move || {
+            let _ = release.recv();
+            for _ in 0..10 {
+                leak_check::spawn_blocking_on(
+                    || {
+                        LATE_CLOSURES_RAN.fetch_add(1, Ordering::SeqCst);
+                    },
+                    SHARED.handle(),
+                );
+            }
+        },
+        SHARED.handle(),
+    );
+}
+
+#[test]
+fn blocking_closures_spawned_after_the_check_do_not_run() {
+    let (release, released) = std::sync::mpsc::channel();
+    let checked = std::panic::catch_unwind(move || blocking_closure_outliving_its_check(released));
+    assert!(checked.is_err(), "the running closure is a leak");
+    release.send(()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(LATE_CLOSURES_RAN.load(Ordering::SeqCst), 0);
+}
+
+// Under tokio_unstable, busy blocking threads are counted; background work doing blocking I/O
+// (as tokio::fs does) is not held against a clean test, nor is a plain closure that
+// allow_untracked allows.
+#[leak_check]
+#[tokio::test]
+async fn background_blocking_io_is_not_a_plain_closure() {
+    leak_check::spawn_background(async {
+        loop {
+            let _ =
+                tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(20))).await;
+        }
+    });
+    tokio::task::yield_now().await;
+}
+
+#[leak_check(allow_untracked = true)]
+#[tokio::test]
+async fn an_allowed_plain_closure_is_not_reported() {
+    drop(tokio::task::spawn_blocking(|| {
+        std::thread::sleep(Duration::from_millis(300))
+    }));
+}

@@ -276,7 +276,11 @@ fn nested_modules_are_checked() {
 #[test]
 fn rstest_cases_in_a_module_are_checked() {
     let output = expect_failure("with_rstest::leak::case_1");
-    assert_waited_at_least(&output, 120, "the module's grace_ms applies to rstest's cases");
+    assert_waited_at_least(
+        &output,
+        120,
+        "the module's grace_ms applies to rstest's cases",
+    );
     assert_reports(&output, 1, &site_of("rstest"));
 }
 

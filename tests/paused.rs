@@ -64,3 +64,16 @@ async fn sleeps_awaited_in_paused_time_are_clean() {
     let sleeper = leak_check::spawn(tokio::time::sleep(Duration::from_secs(3600)));
     sleeper.await.unwrap();
 }
+
+// A worker that needs a moment of paused time to wind down (a back-off, a flush) gets it: the
+// clock runs in real time while the check waits.
+#[leak_check]
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_sleeps_a_millisecond_to_stop_is_clean() {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    leak_check::spawn(async move {
+        while rx.recv().await.is_some() {}
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    });
+    drop(tx);
+}

@@ -128,14 +128,15 @@ struct Suite {
 
 impl Suite {
     fn new(root: &Path) -> Suite {
-        // A workspace in a subfolder of a git repository, its package in a subfolder of it.
+        // A workspace in a subfolder of a git repository, its package in a subfolder of it. Its
+        // dev-dependency names no feature, as a newcomer's does: the default is the full check.
         git_init(&root.join("repo"));
         let ws = root.join("repo/sub/ws");
         let leak_check = common::leak_check_dir();
         let app = format!(
             "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
              [dev-dependencies]\n\
-             leak-check = {{ path = {:?}, features = [\"tracking\"] }}\n\
+             leak-check = {{ path = {:?} }}\n\
              tokio = {{ version = \"1\", features = [\"macros\", \"rt\", \"rt-multi-thread\", \"sync\", \"time\"] }}\n",
             leak_check.display().to_string()
         );

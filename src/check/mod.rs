@@ -112,11 +112,22 @@ impl Check {
 
     /// Blocking closures of the test's own runtime, still running, not spawned through
     /// leak-check (tokio counts its busy blocking threads only with `tokio_unstable`).
+    ///
+    /// tokio counts busy blocking threads, not who started their closures: while background or
+    /// allowed work of the check is alive (which may be doing blocking I/O through tokio, as
+    /// `tokio::fs` and DNS lookups do), the count cannot be held against the test.
     #[cfg(tokio_unstable)]
-    fn untracked_blocking(&self, live: &[Arc<TaskRecord>], timekeepers: usize) -> usize {
+    fn untracked_blocking(&self, live: &[Arc<TaskRecord>]) -> usize {
         let Some(count) = &self.runtime else {
             return 0;
         };
+        if self.allow.untracked
+            || live
+                .iter()
+                .any(|record| record.background || self.is_allowed(record))
+        {
+            return 0;
+        }
         let busy = count
             .metrics
             .num_blocking_threads()
@@ -125,11 +136,11 @@ impl Check {
             .iter()
             .filter(|record| record.closure_running() && record.runtime() == count.token)
             .count();
-        busy.saturating_sub(tracked_here + timekeepers)
+        busy.saturating_sub(tracked_here)
     }
 
     #[cfg(not(tokio_unstable))]
-    fn untracked_blocking(&self, _live: &[Arc<TaskRecord>], _timekeepers: usize) -> usize {
+    fn untracked_blocking(&self, _live: &[Arc<TaskRecord>]) -> usize {
         0
     }
 
@@ -146,14 +157,14 @@ impl Check {
     }
 
     /// Nothing to report now: no own task (or only allowed ones), nothing untracked.
-    fn is_clean(&self, timekeepers: usize) -> bool {
+    fn is_clean(&self) -> bool {
         if self.runtime.is_none() && !self.allow.may_allow_some() {
             return self.core.own_live() == 0;
         }
         let live = self.core.snapshot();
         !live.iter().any(|record| self.is_reportable(record))
             && self.untracked(&live, true) == 0
-            && self.untracked_blocking(&live, timekeepers) == 0
+            && self.untracked_blocking(&live) == 0
     }
 
     /// Call when the body has returned or panicked. Returns the report if tasks leaked; stops
@@ -166,7 +177,7 @@ impl Check {
     /// A report of everything alive now, for a body that did not finish in time; everything is
     /// then stopped as after a leak.
     pub(crate) async fn timed_out(self, limit: Duration, body_started: Instant) -> LeakReport {
-        let report = self.report(ReportKind::Timeout(limit), body_started, 0);
+        let report = self.report(ReportKind::Timeout(limit), body_started);
         self.clean_up(Some(report), Instant::now())
             .await
             .expect("a report given to clean_up comes back")
@@ -174,16 +185,15 @@ impl Check {
 
     /// Waits out the grace period; if tasks are left, returns the report.
     async fn settle(&self) -> Option<LeakReport> {
-        if self.is_clean(0) {
+        if self.is_clean() {
             return None;
         }
         let body_ended = Instant::now();
         for record in self.core.snapshot() {
             record.mark();
         }
-        // While the check waits, a paused clock must not jump to the stragglers' timers.
-        let timekeeper = Timekeeper::start();
-        let timekeepers = usize::from(timekeeper.is_some());
+        // The verdict is judged in real time, whatever the test's clock was doing.
+        resume_paused_clock();
         // A task that has not been polled yet may not have had a thread: give it the extra time.
         let starved = || {
             let now = Instant::now();
@@ -198,7 +208,7 @@ impl Check {
         let settled = self
             .until(
                 own_at_most,
-                || self.is_clean(timekeepers),
+                || self.is_clean(),
                 starved,
                 deadline,
                 hard_deadline,
@@ -207,8 +217,7 @@ impl Check {
         if settled {
             return None;
         }
-        let mut report = self.report(ReportKind::Leak, body_ended, timekeepers);
-        drop(timekeeper);
+        let mut report = self.report(ReportKind::Leak, body_ended);
         if report.is_empty() {
             return None;
         }
@@ -223,7 +232,9 @@ impl Check {
     async fn clean_up(&self, mut report: Option<LeakReport>, since: Instant) -> Option<LeakReport> {
         let first = self.core.enter(Phase::Stopping);
         if first.is_empty() && report.is_none() {
-            self.core.enter(Phase::Closed);
+            // A clean test with nothing left: close at once. Whatever a thread with no owner of
+            // its own spawned for the check in between (through tokio's hooks) is stopped too.
+            stop(&self.core.enter(Phase::Closed));
             return None;
         }
         let mut handled: HashSet<u64> = first.iter().map(|record| record.id).collect();
@@ -295,8 +306,9 @@ impl Check {
                 Some(record) if record.closure_running() => {
                     StopOutcome::CannotStop(Unstoppable::BlockingClosure)
                 }
-                // Stopped, and dropped at its next poll: inside one that has not returned.
-                Some(_) => StopOutcome::CannotStop(Unstoppable::InPoll),
+                Some(record) if record.in_poll() => StopOutcome::CannotStop(Unstoppable::InPoll),
+                // Aborted, and not dropped yet: tokio drops it when its runtime next runs it.
+                Some(_) => StopOutcome::Aborted,
             };
         }
     }
@@ -382,12 +394,7 @@ impl Check {
     }
 
     /// The report of what is alive now: each live task once, from one snapshot.
-    pub(crate) fn report(
-        &self,
-        kind: ReportKind,
-        since: Instant,
-        timekeepers: usize,
-    ) -> LeakReport {
+    pub(crate) fn report(&self, kind: ReportKind, since: Instant) -> LeakReport {
         let now = Instant::now();
         let live = self.core.snapshot();
         let allowed = live
@@ -409,7 +416,7 @@ impl Check {
             })
             .min()
             .unwrap_or(0);
-        let untracked_blocking = self.untracked_blocking(&live, timekeepers);
+        let untracked_blocking = self.untracked_blocking(&live);
         // Without tokio's hooks, a plain task spawned by background work is counted with the
         // test's own: say so when there is background work that may have spawned it.
         let background_spawns_untracked =
@@ -444,24 +451,23 @@ fn can_be_waited_out(record: &TaskRecord) -> bool {
     record.kind != TaskKind::Plain && !record.closure_running()
 }
 
-/// Keeps a current-thread runtime's paused clock (`start_paused`, `time::pause`) from jumping to
-/// the next timer while the check waits: tokio does not auto-advance a paused clock while a
-/// blocking closure runs, so one runs until this is dropped. The verdict is then judged in real
-/// time: a straggler sleeping an hour of paused time is still asleep at the deadline.
-struct Timekeeper {
-    _stop: std::sync::mpsc::Sender<()>,
-}
-
-impl Timekeeper {
-    /// Only on a current-thread runtime, the only kind whose clock can be paused.
-    fn start() -> Option<Timekeeper> {
-        let handle = Handle::try_current().ok()?;
-        if handle.runtime_flavor() != RuntimeFlavor::CurrentThread {
-            return None;
-        }
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        // Bounded, in case the check itself is dropped without dropping this.
-        drop(handle.spawn_blocking(move || stopped.recv_timeout(Duration::from_secs(300))));
-        Some(Timekeeper { _stop: stop })
+/// Lets a current-thread runtime's paused clock (`start_paused`, `time::pause`) run in real time
+/// again, so that the check's wait, and what the test's tasks do meanwhile, happen in real time:
+/// a straggler sleeping an hour of paused time is still asleep at the deadline, and a task that
+/// needs a millisecond's sleep to end gets it. Only checks that wait pay for the look (a tenth of
+/// a millisecond), and only on a current-thread runtime, the only kind whose clock can pause.
+fn resume_paused_clock() {
+    let Ok(handle) = Handle::try_current() else {
+        return;
+    };
+    if handle.runtime_flavor() != RuntimeFlavor::CurrentThread {
+        return;
+    }
+    // tokio gives no way to ask whether its clock is paused: a paused one does not move while
+    // real time does.
+    let before = tokio::time::Instant::now();
+    std::thread::sleep(Duration::from_micros(100));
+    if tokio::time::Instant::now() == before {
+        tokio::time::resume();
     }
 }

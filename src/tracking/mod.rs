@@ -2,13 +2,17 @@
 //!
 //! # The protocol
 //!
-//! Everything a check decides (is a task of mine alive? which ones? what did cleanup miss?)
-//! is read from one structure per check, [`CheckCore`], whose state sits behind **one lock**:
-//! the set of the check's live tasks (each a [`TaskRecord`] with a number of its own), how many
-//! of them are not background work, the check's [`Phase`], and the waker of the check if it
-//! waits. Every change to that state, and every read of it that a verdict depends on, takes the
-//! lock; so all of them happen in one order, and each read sees the state at one moment. There
-//! is no other counter, cache or batch to reconcile.
+//! Everything a check decides about its own tasks (is a task of mine alive? which ones? what did
+//! cleanup leave?) is read from one structure per check, [`CheckCore`], whose state sits behind
+//! **one lock**: the set of the check's live tasks (each a [`TaskRecord`] with a number of its
+//! own), how many of them are not background work, the check's [`Phase`], and the waker of the
+//! check if it waits. Every change to that state, and every read of it, takes the lock; so all
+//! of them happen in one order, and each read sees the state at one moment. There is no other
+//! counter, cache or batch to reconcile. (Beside it, the check reads two things it cannot lock:
+//! tokio's own counts of a runtime's tasks, for tasks spawned with plain `tokio::spawn`, and each
+//! record's activity, for the report and to extend the deadline for a task still waiting for a
+//! thread. Neither can end the wait on its own: a wrong reading costs time, or hides a plain
+//! task, and the check says so in its docs.)
 //!
 //! Who writes what:
 //!
@@ -20,16 +24,24 @@
 //! | the waiter | the check (`wake_when`) before it looks at the set; read by `end`, which wakes it outside the lock | |
 //! | a record's late mark | `register`, under the check's lock | a task spawned once the phase is past `Open` |
 //! | a record's abort state (own lock) | the check (`abort`), or `register` once `Closed`; the handle by the spawner once tokio gives it | whichever of request and handle comes second aborts |
-//! | a record's activity (polls, woken, in poll, times) | the thread polling the task; `woken` also by any waker | read by the report only, never by a verdict |
+//! | a record's activity (polls, woken, in poll, times, runtime) | the thread polling the task; `woken` also by any waker | read by the report, and by the check to extend its deadline or tell where a task runs |
 //!
 //! Orderings that pair: the check's lock orders every change of the set and the phase (the lock's
 //! release and acquire). A record's abort request and its handle are ordered by the record's own
 //! lock (taken after the check's, never the other way). A wake sets `woken` before it reads the
-//! task's waker, and the poll that stores the waker reads `woken` after (both `SeqCst`), so a wake
-//! that races the first `Pending` is never lost. The owner of the current scope is a
+//! task's waker, and the poll that stores the waker reads `woken` after, with a `SeqCst` fence
+//! between the store and the load on each side, so a wake that races the first `Pending` is
+//! never lost. The owner of the current scope is a
 //! thread-local, so it needs no ordering.
 //!
 //! # The invariants (each is a loom model in `tracking::loom`)
+//!
+//! The models drive `CheckCore`, `Registration` and `TaskRecord` on loom threads. The wrappers
+//! that call them (`Tracked`, `Blocking`) are not modelled: they keep the two rules the
+//! invariants rest on, each in one place: add before the task can run (the spawn functions), and
+//! end after the future or closure is dropped with the task as owner (their `Drop`s). One thing
+//! escapes the second rule: a task's output that nobody joins is dropped by tokio after the task
+//! has ended, so a task spawned by that output's `Drop` belongs to no check.
 //!
 //! 1. **No false clean.** The own count never reads zero while an own task of the check is
 //!    alive: a task is added before it can run, by a spawner that is itself in the set (or the
@@ -40,7 +52,8 @@
 //!    returned, and a snapshot is taken under the same lock.
 //! 4. **Late arrivals are seen.** A task spawned while the check stops its stragglers (from a
 //!    `Drop`) is either in the list the check took when it moved to `Stopping`, or marked late;
-//!    once `Closed`, it is also aborted before it can run.
+//!    once `Closed`, it is also marked stopped before it can run (an async task drops its future
+//!    at its first poll; a blocking closure does not run).
 //! 5. **No lost wake.** A check that registers its waker and then sees tasks alive is woken by
 //!    the end that brings the count to what it waits for.
 //!

@@ -16,7 +16,7 @@ use tokio::task::AbortHandle;
 
 use super::check_core::CheckCore;
 use super::owner::Owner;
-use super::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
+use super::sync::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// Chains longer than this are cut, so a task that re-spawns itself forever does not keep an
 /// ever-growing list of ancestors alive.
@@ -346,6 +346,7 @@ impl TaskRecord {
     /// (see [`TaskRecord::poll_ended`] for the other side).
     pub(crate) fn wake_task(&self) {
         self.woken.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         if let Some(waker) = self.task_waker.get() {
             waker.wake_by_ref();
         }
@@ -407,6 +408,9 @@ impl TaskRecord {
     pub(crate) fn poll_ended(&self, pending: bool, task_waker: &Waker) {
         if pending && self.task_waker.get().is_none() {
             let _ = self.task_waker.set(task_waker.clone());
+            // Pairs with the fence in `wake_task`: the waker is stored before `woken` is read,
+            // and `woken` is stored there before the waker is read, so one side sees the other.
+            fence(Ordering::SeqCst);
             if self.woken.load(Ordering::SeqCst) {
                 task_waker.wake_by_ref();
             }

@@ -6,10 +6,14 @@
 //! stays std's, since nothing is decided by a reference count.
 
 #[cfg(not(all(test, leak_check_loom)))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{
+    fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 
 #[cfg(all(test, leak_check_loom))]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{
+    fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 
 /// A mutex without poisoning: a panic while it is held cannot leave the bookkeeping half
 /// written (no code that holds it calls user code).

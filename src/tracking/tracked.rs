@@ -128,9 +128,50 @@ impl<F: Future> Future for Tracked<F> {
     }
 }
 
-/// Runs a blocking closure as a tracked task: spawns made inside it belong to the same check.
-pub(crate) fn run_blocking<R>(registration: Registration, f: impl FnOnce() -> R) -> R {
-    registration.record.closure_started();
-    let _owner = enter(Owner::Task(registration.record.clone()));
-    f()
+/// A tracked blocking closure, as tokio holds it until a thread runs it. Whether it runs or is
+/// dropped unrun (aborted while queued, or its runtime shut down), the closure and whatever it
+/// captured are dropped with the task as the current owner, and before the task ends.
+pub(crate) struct Blocking<F> {
+    f: Option<F>,
+    registration: Option<Registration>,
+}
+
+impl<F> Blocking<F> {
+    pub(crate) fn new(registration: Registration, f: F) -> Self {
+        Blocking {
+            f: Some(f),
+            registration: Some(registration),
+        }
+    }
+}
+
+impl<F: FnOnce() -> R, R> Blocking<F> {
+    /// Runs the closure with the task as the current owner: spawns made inside it belong to the
+    /// same check. A closure stopped before it started (spawned once its check had closed, and
+    /// run before tokio's abort could reach it) does not run: the task ends with a panic
+    /// payload that says so, without calling the panic hook.
+    pub(crate) fn run(mut self) -> R {
+        let (Some(f), Some(registration)) = (self.f.take(), self.registration.as_ref()) else {
+            unreachable!("a blocking task runs once")
+        };
+        let _owner = enter(Owner::Task(registration.record.clone()));
+        if registration.record.stop_requested() {
+            drop(f);
+            std::panic::resume_unwind(Box::new(
+                "leak-check: this blocking closure was stopped before it ran: its check had ended",
+            ));
+        }
+        registration.record.closure_started();
+        f()
+    }
+}
+
+impl<F> Drop for Blocking<F> {
+    fn drop(&mut self) {
+        if let (Some(f), Some(registration)) = (self.f.take(), self.registration.as_ref()) {
+            let _owner = enter(Owner::Task(registration.record.clone()));
+            drop(f);
+        }
+        // The registration drops after the closure, even if the closure's `Drop` panicked.
+    }
 }
