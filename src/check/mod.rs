@@ -346,7 +346,11 @@ impl Check {
 
     /// Each straggler's async backtrace, where task dumps are available.
     async fn add_traces(&self, report: &mut LeakReport) {
-        let Some(runtime) = self.runtime.as_ref().filter(|_| dump::ENABLED) else {
+        let Some(runtime) = self
+            .runtime
+            .as_ref()
+            .filter(|_| crate::report::dump::ENABLED)
+        else {
             return;
         };
         let mut traces = dump::traces(&runtime.handle).await;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::{Group, Human, Straggler};
-use crate::check::dump::{self, Await, Awaited, Channel};
+use crate::report::dump::{self, Await, Awaited, Channel};
 use crate::tracking::record::TaskState;
 
 /// The hint lines for a site, the one about the task's own behaviour first.

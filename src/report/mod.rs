@@ -2,6 +2,7 @@
 //! the model and its text; [`hint`] reads the evidence of a site's stragglers and says what
 //! usually fixes them.
 
+pub(crate) mod dump;
 pub(crate) mod export;
 mod hint;
 
@@ -13,7 +14,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::check::dump;
 use crate::tracking::record::{Parent, TaskKind, TaskState};
 use crate::tracking::TaskRecord;
 

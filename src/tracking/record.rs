@@ -289,12 +289,10 @@ impl TaskRecord {
         self.late.load(Ordering::Relaxed)
     }
 
-    /// Remembers tokio's id for the task, where task dumps can use it.
+    /// Remembers tokio's id for the task, which task dumps (in reports) know it by.
     pub(crate) fn note_task_id(&self, id: Option<tokio::task::Id>) {
-        if crate::check::dump::ENABLED {
-            if let Some(id) = id {
-                let _ = self.task_id.set(id);
-            }
+        if let Some(id) = id {
+            let _ = self.task_id.set(id);
         }
     }
 
@@ -386,9 +384,7 @@ impl TaskRecord {
         let first = self.polls.load(Ordering::Relaxed) == 0;
         if first {
             self.runtime.store(runtime_here(), Ordering::Relaxed);
-            if crate::check::dump::ENABLED {
-                self.note_task_id(tokio::task::try_id());
-            }
+            self.note_task_id(tokio::task::try_id());
         }
         self.woken.store(false, Ordering::SeqCst);
         self.in_poll.store(true, Ordering::Relaxed);
