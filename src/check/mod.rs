@@ -241,6 +241,9 @@ impl Check {
         stop(&first);
         drop(first);
         let mut late = Vec::new();
+        // Tasks a round already waited for in vain (stuck in a poll): later rounds do not wait
+        // for them again.
+        let mut given_up: HashSet<u64> = HashSet::new();
         for _round in 0..MAX_CLEANUP_ROUNDS {
             // Until the tasks stopped so far are gone (but those that cannot be waited out), or
             // new ones appear.
@@ -248,10 +251,22 @@ impl Check {
             let settled = || {
                 let live = self.core.snapshot();
                 live.iter().any(|record| !handled.contains(&record.id))
-                    || live.iter().all(|record| !can_be_waited_out(record))
+                    || live
+                        .iter()
+                        .all(|record| !can_be_waited_out(record) || given_up.contains(&record.id))
             };
-            self.until(None, settled, || false, deadline, deadline)
+            let stopped = self
+                .until(None, settled, || false, deadline, deadline)
                 .await;
+            if !stopped {
+                given_up.extend(
+                    self.core
+                        .snapshot()
+                        .iter()
+                        .map(|record| record.id)
+                        .filter(|id| handled.contains(id)),
+                );
+            }
             let new: Vec<_> = self
                 .core
                 .snapshot()
