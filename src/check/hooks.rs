@@ -82,7 +82,7 @@ impl Hooks {
         let owner =
             ownership::with_current(Owner::clone).unwrap_or_else(|| Owner::Body(check.clone()));
         let record = TaskRecord::new(&owner, meta.spawned_at(), None, TaskKind::Plain, false);
-        record.note_task_id(Some(meta.id()));
+        record.note_task_id(meta.id());
         // Counted before it is visible, so a hook that sees it never reads a count of 0.
         self.plain_alive.fetch_add(1, Ordering::SeqCst);
         self.plain

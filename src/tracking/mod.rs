@@ -23,6 +23,7 @@
 //! | the phase | the check (`enter`) | once the verdict is in (`Stopping`), once cleanup is done (`Closed`) |
 //! | the waiter | the check (`wake_when`) before it looks at the set; read by `end`, which wakes it outside the lock | |
 //! | a record's late mark | `register`, under the check's lock | a task spawned once the phase is past `Open` |
+//! | a record's stop mark | a stop (`request_stop`, `abort`), or `register` once `Closed` | read at each poll of an async task and before a blocking closure runs, which then drop the future or closure instead |
 //! | a record's abort state (own lock) | the check (`abort`), or `register` once `Closed`; the handle by the spawner once tokio gives it | whichever of request and handle comes second aborts |
 //! | a record's activity (polls, woken, in poll, times, runtime) | the thread polling the task; `woken` also by any waker | read by the report, and by the check to extend its deadline or tell where a task runs |
 //!

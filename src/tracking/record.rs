@@ -153,8 +153,8 @@ impl<'a> Lineage<'a> {
     }
 }
 
-/// How a blocking task is stopped (an async one is stopped by its own next poll, see
-/// `Tracked`). Kept under a lock of its own: the abort can be asked for before tokio has handed
+/// How a task is stopped through tokio: its abort handle (a plain task, seen through the hooks,
+/// has none). Kept under a lock of its own: the abort can be asked for before tokio has handed
 /// out the task's handle (a task spawned while its check stops), and whichever of the two comes
 /// second does the abort.
 #[derive(Default)]
@@ -201,7 +201,9 @@ pub(crate) struct TaskRecord {
     last_pending: AtomicU64,
     /// tokio's waker for the task, to which every wake is forwarded.
     task_waker: OnceLock<Waker>,
-    /// tokio's id for the task, kept only where task dumps can use it.
+    /// tokio's id for a plain task (seen through the hooks); a tracked task's is its abort
+    /// handle's.
+    #[cfg(tokio_unstable)]
     task_id: OnceLock<tokio::task::Id>,
 }
 
@@ -252,6 +254,7 @@ impl TaskRecord {
             woken: AtomicBool::new(true),
             last_pending: AtomicU64::new(0),
             task_waker: OnceLock::new(),
+            #[cfg(tokio_unstable)]
             task_id: OnceLock::new(),
         }
     }
@@ -289,18 +292,23 @@ impl TaskRecord {
         self.late.load(Ordering::Relaxed)
     }
 
-    /// Remembers tokio's id for the task, which task dumps (in reports) know it by.
-    pub(crate) fn note_task_id(&self, id: Option<tokio::task::Id>) {
-        if let Some(id) = id {
-            let _ = self.task_id.set(id);
-        }
+    /// Remembers tokio's id for a plain task, which has no abort handle to read it from.
+    #[cfg(tokio_unstable)]
+    pub(crate) fn note_task_id(&self, id: tokio::task::Id) {
+        let _ = self.task_id.set(id);
     }
 
+    /// tokio's id for the task, which task dumps (in reports) know it by: read only when a
+    /// report is made, so the spawn path pays nothing for it.
     pub(crate) fn task_id(&self) -> Option<tokio::task::Id> {
-        self.task_id.get().copied()
+        #[cfg(tokio_unstable)]
+        if let Some(id) = self.task_id.get() {
+            return Some(*id);
+        }
+        self.abort.lock().handle.as_ref().map(AbortHandle::id)
     }
 
-    /// Keeps a blocking task's handle, once tokio has given it; aborts at once if that was asked
+    /// Keeps a task's handle, once tokio has given it; aborts at once if that was asked
     /// for already.
     pub(crate) fn set_abort_handle(&self, handle: AbortHandle) {
         let mut abort = self.abort.lock();
@@ -384,7 +392,6 @@ impl TaskRecord {
         let first = self.polls.load(Ordering::Relaxed) == 0;
         if first {
             self.runtime.store(runtime_here(), Ordering::Relaxed);
-            self.note_task_id(tokio::task::try_id());
         }
         self.woken.store(false, Ordering::SeqCst);
         self.in_poll.store(true, Ordering::Relaxed);
