@@ -235,8 +235,7 @@ impl Builder {
         R: Send + 'static,
     {
         #[cfg(feature = "tracking")]
-        if let Some(registration) = self.register(TaskKind::Blocking) {
-            let record = registration.record.clone();
+        if let Some((registration, record)) = self.register(TaskKind::Blocking) {
             let task = tracked::Blocking::new(registration, f);
             let join = tracked(|| tokio::task::spawn_blocking(move || task.run()));
             record.set_abort_handle(join.abort_handle());
@@ -254,8 +253,7 @@ impl Builder {
         R: Send + 'static,
     {
         #[cfg(feature = "tracking")]
-        if let Some(registration) = self.register(TaskKind::Blocking) {
-            let record = registration.record.clone();
+        if let Some((registration, record)) = self.register(TaskKind::Blocking) {
             let task = tracked::Blocking::new(registration, f);
             let join = tracked(|| handle.spawn_blocking(move || task.run()));
             record.set_abort_handle(join.abort_handle());
@@ -309,27 +307,25 @@ impl Builder {
     #[track_caller]
     fn track<F>(self, future: F, kind: TaskKind) -> Result<(Tracked<F>, Arc<TaskRecord>), F> {
         match self.register(kind) {
-            Some(registration) => {
-                let record = registration.record.clone();
-                Ok((Tracked::new(future, registration), record))
-            }
+            Some((registration, record)) => Ok((Tracked::new(future, registration), record)),
             None => Err(future),
         }
     }
 
-    /// Records a task about to be spawned here, if a check owns this place.
+    /// Records a task about to be spawned here, if a check owns this place; gives its
+    /// registration and its record (to keep tokio's abort handle in once the spawn gives it).
     #[cfg(feature = "tracking")]
     #[track_caller]
-    fn register(self, kind: TaskKind) -> Option<Registration> {
+    fn register(self, kind: TaskKind) -> Option<(Registration, Arc<TaskRecord>)> {
         let site = std::panic::Location::caller();
         owner::with_current(|owner| {
-            Registration::new(TaskRecord::new(
-                owner,
-                site,
-                self.name,
-                kind,
-                self.background,
-            ))
+            let record = TaskRecord::new(owner, site, self.name, kind, self.background);
+            let registration = Registration::new(owner.check(), record);
+            let record = registration
+                .record()
+                .expect("a task just registered has not ended")
+                .clone();
+            (registration, record)
         })
     }
 }

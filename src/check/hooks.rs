@@ -87,14 +87,17 @@ impl Hooks {
         self.plain_alive.fetch_add(1, Ordering::SeqCst);
         self.plain
             .lock()
-            .insert(meta.id(), Registration::new(record));
+            .insert(meta.id(), Registration::new(owner.check(), record));
     }
 
     fn before_poll(&self, meta: &TaskMeta<'_>) {
         let record = if self.plain_alive.load(Ordering::SeqCst) == 0 {
             None
         } else {
-            self.plain.lock().get(&meta.id()).map(|r| r.record.clone())
+            self.plain
+                .lock()
+                .get(&meta.id())
+                .and_then(|registration| registration.record().cloned())
         };
         let entered = record.map(|record| {
             record.poll_started(true);

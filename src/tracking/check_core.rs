@@ -30,7 +30,13 @@ struct Tasks {
     own: usize,
     phase: Phase,
     waiter: Option<Waiter>,
+    /// Records of ended tasks that nothing else held, emptied, for the next spawns to reuse.
+    spare: Vec<Arc<TaskRecord>>,
 }
+
+/// Spare records a check keeps at most: enough for a burst of short tasks, and a bound on what a
+/// check holds once its tasks are gone (each about 250 bytes).
+const MAX_SPARE: usize = 256;
 
 /// The check waiting for its tasks, and when to wake it.
 struct Waiter {
@@ -47,6 +53,7 @@ impl CheckCore {
                 own: 0,
                 phase: Phase::Open,
                 waiter: None,
+                spare: Vec::new(),
             }),
         }
     }
@@ -57,8 +64,24 @@ impl CheckCore {
     ///
     /// A task spawned once the check is stopping is marked late, and once it has closed, it is
     /// also aborted (`TaskRecord::abort` is asked for under the lock, so no stop can miss it).
-    pub(crate) fn register(&self, record: &Arc<TaskRecord>) {
+    ///
+    /// The record goes into a spare if the check has one: a spare is held by the check alone
+    /// (see [`CheckCore::end`]), so nobody who kept a record ever sees it reused, and the new
+    /// record has a new id.
+    pub(crate) fn register(&self, record: TaskRecord) -> Arc<TaskRecord> {
         let mut tasks = self.tasks.lock();
+        let record = match tasks.spare.pop() {
+            Some(mut spare) => match Arc::get_mut(&mut spare) {
+                Some(emptied) => {
+                    // What is overwritten was emptied by `end`: nothing of tokio's or the
+                    // user's is dropped under the lock.
+                    *emptied = record;
+                    spare
+                }
+                None => Arc::new(record),
+            },
+            None => Arc::new(record),
+        };
         if tasks.phase != Phase::Open {
             record.mark_late();
             if tasks.phase == Phase::Closed {
@@ -70,12 +93,27 @@ impl CheckCore {
         }
         let slot = tasks.live.insert(record.clone());
         record.set_slot(slot);
+        record
     }
 
-    /// Takes an ended task out of the set: called once its future (or closure) has been dropped,
-    /// so that whatever its `Drop` spawned is in the set first. Wakes the waiting check if it
-    /// asked for this end.
-    pub(crate) fn end(&self, record: &TaskRecord) {
+    /// Takes an ended task out of its check's set: called once its future (or closure) has been
+    /// dropped, so that whatever its `Drop` spawned is in the set first. Wakes the waiting check
+    /// if it asked for this end. Then, if nothing else holds the record (no snapshot, no waker
+    /// kept by a channel), it is emptied and kept as a spare for the next spawn, while the check
+    /// is not closed (a closed check spawns no more of its own).
+    pub(crate) fn end(mut record: Arc<TaskRecord>) {
+        record.check().remove(&record);
+        if let Some(emptied) = Arc::get_mut(&mut record) {
+            if let Some(check) = emptied.empty() {
+                let mut tasks = check.tasks.lock();
+                if tasks.phase != Phase::Closed && tasks.spare.len() < MAX_SPARE {
+                    tasks.spare.push(record);
+                }
+            }
+        }
+    }
+
+    fn remove(&self, record: &TaskRecord) {
         let (waker, _record) = {
             let mut tasks = self.tasks.lock();
             let record = tasks.live.remove(record.slot());
@@ -135,6 +173,9 @@ impl CheckCore {
         let mut tasks = self.tasks.lock();
         tasks.phase = tasks.phase.max(phase);
         tasks.waiter = None;
+        if tasks.phase == Phase::Closed {
+            tasks.spare = Vec::new();
+        }
         tasks.live.records().cloned().collect()
     }
 }
@@ -176,5 +217,73 @@ impl Slab {
 
     fn records(&self) -> impl Iterator<Item = &Arc<TaskRecord>> {
         self.slots.iter().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::Location;
+
+    use super::*;
+    use crate::tracking::owner::Owner;
+    use crate::tracking::record::TaskKind;
+    use crate::tracking::tracked::Registration;
+
+    fn spawn(owner: &Owner, name: Option<&'static str>) -> Registration {
+        let record = TaskRecord::new(
+            owner,
+            Location::caller(),
+            name.map(Into::into),
+            TaskKind::Async,
+            false,
+        );
+        Registration::new(owner.check(), record)
+    }
+
+    /// The spare path is taken (the same allocation serves the next task), and what it serves
+    /// is a new record: a new id, no name, no stop, no lineage of the old task.
+    #[test]
+    fn an_ended_tasks_record_is_reused_as_a_new_one() {
+        let check = Arc::new(CheckCore::new());
+        let body = Owner::Body(check.clone());
+        let parent = spawn(&body, None);
+        let first = spawn(
+            &Owner::Task(parent.record().unwrap().clone()),
+            Some("first"),
+        );
+        let (first_id, first_at) = {
+            let record = first.record().unwrap();
+            record.request_stop();
+            (record.id, Arc::as_ptr(record))
+        };
+        drop(first);
+        let second = spawn(&body, None);
+        let record = second.record().unwrap();
+        assert_eq!(Arc::as_ptr(record), first_at, "the spare was not reused");
+        assert_ne!(record.id, first_id);
+        assert!(record.origin.name.is_none());
+        assert!(matches!(
+            record.origin.parent,
+            crate::tracking::record::Parent::Body
+        ));
+        assert!(!record.stop_requested() && !record.is_late() && !record.polled());
+        assert_eq!(check.own_live(), 2);
+    }
+
+    /// A record someone still holds (a snapshot, a waker) is not reused, and a closed check
+    /// keeps no spares.
+    #[test]
+    fn a_held_record_is_not_reused_and_a_closed_check_keeps_none() {
+        let check = Arc::new(CheckCore::new());
+        let body = Owner::Body(check.clone());
+        let first = spawn(&body, None);
+        let held = check.snapshot();
+        drop(first);
+        let second = spawn(&body, None);
+        assert!(!Arc::ptr_eq(&held[0], second.record().unwrap()));
+        drop(held);
+        check.enter(Phase::Closed);
+        drop(second);
+        assert!(check.tasks.lock().spare.is_empty());
     }
 }

@@ -24,13 +24,13 @@ use super::tracked::Registration;
 
 /// A task spawned where `owner` is current.
 fn spawn(owner: &Owner) -> Registration {
-    Registration::new(TaskRecord::new(
-        owner,
-        Location::caller(),
-        None,
-        TaskKind::Async,
-        false,
-    ))
+    let record = TaskRecord::new(owner, Location::caller(), None, TaskKind::Async, false);
+    Registration::new(owner.check(), record)
+}
+
+/// The record of a task that has not ended.
+fn record(registration: &Registration) -> &Arc<TaskRecord> {
+    registration.record().expect("not ended")
 }
 
 /// A task's end: its future is dropped (`dropped` set) and then its registration.
@@ -58,7 +58,7 @@ fn loom_live_never_reads_zero_while_a_task_is_alive() {
         let worker = {
             let (parent_gone, child_gone) = (parent_gone.clone(), child_gone.clone());
             thread::spawn(move || {
-                let child = spawn(&Owner::Task(parent.record.clone()));
+                let child = spawn(&Owner::Task(record(&parent).clone()));
                 let child_thread = thread::spawn(move || end(child, &child_gone));
                 end(parent, &parent_gone);
                 child_thread.join().unwrap();
@@ -93,7 +93,7 @@ fn loom_every_straggler_is_listed_exactly_once() {
         let listed = check.snapshot();
         let ids: HashSet<u64> = listed.iter().map(|record| record.id).collect();
         assert_eq!(ids.len(), listed.len(), "a task listed twice");
-        assert!(ids.contains(&stays.record.id), "a live task not listed");
+        assert!(ids.contains(&record(&stays).id), "a live task not listed");
         assert!(listed.len() <= 3);
         let kept: Vec<Registration> = threads.into_iter().map(|t| t.join().unwrap()).collect();
         let listed = check.snapshot();
@@ -112,7 +112,7 @@ fn loom_a_finished_task_is_never_listed() {
         let check = Arc::new(CheckCore::new());
         let body = Owner::Body(check.clone());
         let task = spawn(&body);
-        let id = task.record.id;
+        let id = record(&task).id;
         let ended = Arc::new(AtomicBool::new(false));
         let worker = {
             let ended = ended.clone();
@@ -142,7 +142,7 @@ fn loom_a_task_spawned_while_the_check_stops_is_seen() {
     model(|| {
         let check = Arc::new(CheckCore::new());
         let straggler = spawn(&Owner::Body(check.clone()));
-        let parent = straggler.record.clone();
+        let parent = record(&straggler).clone();
         let worker = thread::spawn(move || {
             // The straggler's future is dropped, and its Drop spawns.
             let late = spawn(&Owner::Task(parent));
@@ -156,7 +156,7 @@ fn loom_a_task_spawned_while_the_check_stops_is_seen() {
             .collect();
         let closed = check.enter(Phase::Closed);
         let late = worker.join().unwrap();
-        let record = &late.record;
+        let record = record(&late);
         assert!(
             stopping.contains(&record.id) || record.is_late(),
             "spawned during cleanup, yet neither listed nor marked late"
@@ -167,6 +167,39 @@ fn loom_a_task_spawned_while_the_check_stops_is_seen() {
             "spawned after the check closed, yet not aborted"
         );
         drop(late);
+    });
+}
+
+/// Spare records (see `CheckCore::end`): a record is reused only once nothing else holds it,
+/// and then as a new record. A task is stopped and ends on one thread and another is spawned
+/// there, while the check lists its tasks: every listed record keeps the id it was listed with,
+/// and the new task has an id of its own and carries nothing of the stopped one.
+#[test]
+fn loom_a_record_is_reused_only_when_nobody_holds_it() {
+    model(|| {
+        let check = Arc::new(CheckCore::new());
+        let body = Owner::Body(check.clone());
+        let first = spawn(&body);
+        let first_id = record(&first).id;
+        let worker = {
+            let body = body.clone();
+            thread::spawn(move || {
+                record(&first).request_stop();
+                drop(first);
+                spawn(&body)
+            })
+        };
+        let listed = check.snapshot();
+        let ids_when_listed: Vec<u64> = listed.iter().map(|record| record.id).collect();
+        let second = worker.join().unwrap();
+        let ids_now: Vec<u64> = listed.iter().map(|record| record.id).collect();
+        assert_eq!(ids_when_listed, ids_now, "a listed record was reused");
+        let second = record(&second);
+        assert_ne!(second.id, first_id, "a reused record kept its old id");
+        assert!(
+            !second.stop_requested() && !second.is_late(),
+            "a reused record kept its old state"
+        );
     });
 }
 
@@ -210,17 +243,14 @@ fn loom_background_work_does_not_cancel_out_own_tasks() {
         let body = Owner::Body(check.clone());
         let own = spawn(&body);
         let own_gone = Arc::new(AtomicBool::new(false));
-        let background = Registration::new(TaskRecord::new(
-            &body,
-            Location::caller(),
-            None,
-            TaskKind::Async,
-            true,
-        ));
+        let background = Registration::new(
+            &check,
+            TaskRecord::new(&body, Location::caller(), None, TaskKind::Async, true),
+        );
         let worker = {
             let own_gone = own_gone.clone();
             thread::spawn(move || {
-                let child = spawn(&Owner::Task(background.record.clone()));
+                let child = spawn(&Owner::Task(record(&background).clone()));
                 drop(background);
                 drop(child);
                 end(own, &own_gone);

@@ -5,8 +5,8 @@
 //! Everything a check decides about its own tasks (is a task of mine alive? which ones? what did
 //! cleanup leave?) is read from one structure per check, [`CheckCore`], whose state sits behind
 //! **one lock**: the set of the check's live tasks (each a [`TaskRecord`] with a number of its
-//! own), how many of them are not background work, the check's [`Phase`], and the waker of the
-//! check if it waits. Every change to that state, and every read of it, takes the lock; so all
+//! own), how many of them are not background work, the check's [`Phase`], the waker of the
+//! check if it waits, and the spare records of tasks that have ended. Every change to that state, and every read of it, takes the lock; so all
 //! of them happen in one order, and each read sees the state at one moment. There is no other
 //! counter, cache or batch to reconcile. (Beside it, the check reads two things it cannot lock:
 //! tokio's own counts of a runtime's tasks, for tasks spawned with plain `tokio::spawn`, and each
@@ -22,6 +22,7 @@
 //! | | the thread that drops the task's future or closure (`end`) | after that drop, so whatever its `Drop` spawned is in the set first |
 //! | the phase | the check (`enter`) | once the verdict is in (`Stopping`), once cleanup is done (`Closed`) |
 //! | the waiter | the check (`wake_when`) before it looks at the set; read by `end`, which wakes it outside the lock | |
+//! | the spare records | `end`, once the task has left the set, if `Arc::get_mut` shows nothing else holds its record (emptied first, outside the lock); taken by `register` | dropped when the check closes |
 //! | a record's late mark | `register`, under the check's lock | a task spawned once the phase is past `Open` |
 //! | a record's stop mark | a stop (`request_stop`, `abort`), or `register` once `Closed` | read at each poll of an async task and before a blocking closure runs, which then drop the future or closure instead |
 //! | a record's abort state (own lock) | the check (`abort`), or `register` once `Closed`; the handle by the spawner once tokio gives it | whichever of request and handle comes second aborts |
@@ -57,6 +58,17 @@
 //!    at its first poll; a blocking closure does not run).
 //! 5. **No lost wake.** A check that registers its waker and then sees tasks alive is woken by
 //!    the end that brings the count to what it waits for.
+//! 6. **Reuse is invisible.** A record is reused only once nothing but its check's spare list
+//!    holds it, and it is then overwritten whole, with a new id: whoever holds a record (a
+//!    snapshot, a waker, a child's link to its parent) never sees it change owner, and a new task
+//!    carries nothing of an old one. Identity is the id, never the address, which a spare
+//!    shares with the task before it.
+//!
+//! Why spares: a task's whole life in tokio costs a few hundred nanoseconds, and allocating and
+//! freeing its record (about 250 bytes, often on two threads) was a third of what tracking added
+//! to it (see BENCHMARKS.md). Emptying a record lets go of its handles into tokio (which can
+//! free the task, and with it, through a runtime's hooks, registrations of plain tasks) outside
+//! the check's lock, so that nothing under the lock ever drops what is not the check's own.
 //!
 //! Ownership is by lineage: the owner (`owner::Owner`) is the test body or the tracked task being
 //! polled, set in a thread-local for the duration of the poll, so every spawn inherits it.

@@ -25,6 +25,14 @@ pub(crate) enum Owner {
 
 impl Owner {
     /// What a task spawned here inherits.
+    /// The check whatever is spawned here belongs to.
+    pub(crate) fn check(&self) -> &Arc<CheckCore> {
+        match self {
+            Owner::Body(check) => check,
+            Owner::Task(record) => record.check(),
+        }
+    }
+
     pub(crate) fn lineage(&self) -> Lineage<'_> {
         match self {
             Owner::Body(check) => Lineage::of_body(check),

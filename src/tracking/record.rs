@@ -2,8 +2,9 @@
 //! address), where it came from, what it is doing, and how to stop it.
 //!
 //! The record is also the waker handed to the task's future, so one allocation per task covers
-//! identity, activity and wake tracking; how many wakers are held elsewhere is then read off the
-//! record's strong count. Which fields are written by whom is stated once, in the module doc of
+//! identity, activity and wake tracking (and most tasks reuse the allocation of an ended task's
+//! record: see invariant 6); how many wakers are held elsewhere is then read off the record's
+//! strong count. Which fields are written by whom is stated once, in the module doc of
 //! [`tracking`](super).
 
 use std::borrow::Cow;
@@ -114,7 +115,7 @@ impl<'a> Lineage<'a> {
 
     pub(crate) fn of_task(record: &'a TaskRecord) -> Self {
         Lineage {
-            check: &record.check,
+            check: record.check(),
             parent: Some(record),
             background: record.background,
         }
@@ -166,7 +167,9 @@ struct Abort {
 pub(crate) struct TaskRecord {
     /// Unique in the process: what tells two records apart, even after one is freed.
     pub(crate) id: u64,
-    pub(crate) check: Arc<CheckCore>,
+    /// `None` only while the record is a spare (see [`TaskRecord::empty`]): a spare kept by its
+    /// check must not keep the check alive.
+    check: Option<Arc<CheckCore>>,
     pub(crate) origin: Origin,
     pub(crate) kind: TaskKind,
     /// Sanctioned to outlive the body (a server, a ticker): never reported, always stopped at
@@ -236,7 +239,7 @@ impl TaskRecord {
         let lineage = owner.lineage();
         TaskRecord {
             id: new_id(),
-            check: lineage.check.clone(),
+            check: Some(lineage.check.clone()),
             origin: lineage.origin(site, name),
             kind,
             background: background || lineage.background,
@@ -257,6 +260,27 @@ impl TaskRecord {
             #[cfg(tokio_unstable)]
             task_id: OnceLock::new(),
         }
+    }
+
+    /// The check the task belongs to.
+    pub(crate) fn check(&self) -> &Arc<CheckCore> {
+        self.check
+            .as_ref()
+            .expect("only a spare record has no check, and a spare is held by its check alone")
+    }
+
+    /// Empties the record of a task that has ended and that nothing else holds, so that its
+    /// check can keep it as a spare for the next task (see `CheckCore::end`): lets go of what
+    /// it holds in tokio (the abort handle, the task's waker) and of its ancestors, here and not
+    /// later under the check's lock, since dropping a handle into tokio can free the task.
+    /// Returns the check, which a spare does not hold.
+    pub(super) fn empty(&mut self) -> Option<Arc<CheckCore>> {
+        self.abort.get_mut().handle = None;
+        self.task_waker.take();
+        self.origin_for_children.take();
+        self.origin.name = None;
+        self.origin.parent = Parent::Body;
+        self.check.take()
     }
 
     fn origin_for_children(&self) -> &Arc<Origin> {

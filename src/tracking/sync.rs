@@ -3,7 +3,8 @@
 //! `tracking::loom` explore every interleaving of the very code that runs in tests.
 //!
 //! Only what the protocol (see the module doc of `tracking`) relies on goes through here; `Arc`
-//! stays std's, since nothing is decided by a reference count.
+//! stays std's: the one thing a reference count decides (whether an ended task's record can be
+//! kept as a spare) is decided by `Arc::get_mut`, whose exclusivity std guarantees.
 
 #[cfg(not(all(test, leak_check_loom)))]
 pub(crate) use std::sync::atomic::{
@@ -34,6 +35,17 @@ impl<T> Mutex<T> {
         return Mutex(parking_lot::Mutex::new(value));
         #[cfg(all(test, leak_check_loom))]
         return Mutex(loom::sync::Mutex::new(value));
+    }
+
+    /// The value, through an exclusive reference: no lock needed.
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        #[cfg(not(all(test, leak_check_loom)))]
+        return self.0.get_mut();
+        #[cfg(all(test, leak_check_loom))]
+        return self
+            .0
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {

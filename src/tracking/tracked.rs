@@ -6,30 +6,46 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use super::check_core::CheckCore;
 use super::owner::{enter, Owner};
 use super::record::TaskRecord;
 
-/// A tracked task's place in its check's set; dropping it (the task's future or closure is gone:
-/// finished, stopped, or dropped with its runtime) ends the task.
+/// A tracked task's place in its check's set. Ending it ([`Registration::end`], or dropping it:
+/// the task's future or closure is gone: finished, stopped, or dropped with its runtime) ends
+/// the task.
 pub(crate) struct Registration {
-    pub(crate) record: Arc<TaskRecord>,
+    /// `None` once the task has ended.
+    record: Option<Arc<TaskRecord>>,
 }
 
-// `Tracked` keeps its registration in an `Option`, which costs no space only while this holds.
-const _: () = assert!(std::mem::size_of::<Option<Registration>>() == std::mem::size_of::<usize>());
+// A tracked task's wrapper adds one word to its future.
+const _: () = assert!(std::mem::size_of::<Registration>() == std::mem::size_of::<usize>());
 
 impl Registration {
-    /// Adds a new task to its check's set. Call before the task can run.
-    pub(crate) fn new(record: TaskRecord) -> Self {
-        let record = Arc::new(record);
-        record.check.register(&record);
-        Registration { record }
+    /// Adds a new task to `check`'s set (the check of the owner `record` was made for). Call
+    /// before the task can run.
+    pub(crate) fn new(check: &CheckCore, record: TaskRecord) -> Self {
+        Registration {
+            record: Some(check.register(record)),
+        }
+    }
+
+    /// The task's record, until the task has ended.
+    pub(crate) fn record(&self) -> Option<&Arc<TaskRecord>> {
+        self.record.as_ref()
+    }
+
+    /// Ends the task, once: call after its future or closure has been dropped.
+    pub(crate) fn end(&mut self) {
+        if let Some(record) = self.record.take() {
+            CheckCore::end(record);
+        }
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.record.check.end(&self.record);
+        self.end();
     }
 }
 
@@ -43,24 +59,24 @@ pin_project_lite::pin_project! {
         // `None` once finished or stopped.
         #[pin]
         inner: Option<F>,
-        // `None` once the task has ended (stopped: tokio still holds this empty shell until its
-        // runtime drops it).
-        registration: Option<Registration>,
+        // Ended once the task has ended (stopped: tokio still holds this empty shell until its
+        // runtime drops it or the abort reaches it).
+        registration: Registration,
     }
 
     impl<F> PinnedDrop for Tracked<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            drop_as_owner(this.inner, this.registration.as_ref());
+            drop_as_owner(this.inner, this.registration);
             // The registration drops after this, even if the future's `Drop` panicked.
         }
     }
 }
 
 /// Drops the user's future, if it is still there, with its task as the current owner.
-fn drop_as_owner<F>(mut inner: Pin<&mut Option<F>>, registration: Option<&Registration>) {
-    if let (true, Some(registration)) = (inner.is_some(), registration) {
-        let _owner = enter(Owner::Task(registration.record.clone()));
+fn drop_as_owner<F>(mut inner: Pin<&mut Option<F>>, registration: &Registration) {
+    if let (true, Some(record)) = (inner.is_some(), registration.record()) {
+        let _owner = enter(Owner::Task(record.clone()));
         inner.set(None);
     }
 }
@@ -69,7 +85,7 @@ impl<F> Tracked<F> {
     pub(crate) fn new(inner: F, registration: Registration) -> Self {
         Tracked {
             inner: Some(inner),
-            registration: Some(registration),
+            registration,
         }
     }
 }
@@ -79,15 +95,14 @@ impl<F: Future> Future for Tracked<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
-        let Some(registration) = this.registration.as_ref() else {
+        let Some(record) = this.registration.record() else {
             return Poll::Pending;
         };
-        let record = &registration.record;
         if record.stop_requested() {
             // Stopped: drop the future now, as its owner, and end the task. tokio keeps the
             // empty shell until its runtime drops it.
-            drop_as_owner(this.inner.as_mut(), Some(registration));
-            *this.registration = None;
+            drop_as_owner(this.inner.as_mut(), this.registration);
+            this.registration.end();
             return Poll::Pending;
         }
         // The poll right after the first, which only hands over the record's waker, is not
@@ -133,14 +148,14 @@ impl<F: Future> Future for Tracked<F> {
 /// captured are dropped with the task as the current owner, and before the task ends.
 pub(crate) struct Blocking<F> {
     f: Option<F>,
-    registration: Option<Registration>,
+    registration: Registration,
 }
 
 impl<F> Blocking<F> {
     pub(crate) fn new(registration: Registration, f: F) -> Self {
         Blocking {
             f: Some(f),
-            registration: Some(registration),
+            registration,
         }
     }
 }
@@ -151,25 +166,25 @@ impl<F: FnOnce() -> R, R> Blocking<F> {
     /// run before tokio's abort could reach it) does not run: the task ends with a panic
     /// payload that says so, without calling the panic hook.
     pub(crate) fn run(mut self) -> R {
-        let (Some(f), Some(registration)) = (self.f.take(), self.registration.as_ref()) else {
+        let (Some(f), Some(record)) = (self.f.take(), self.registration.record()) else {
             unreachable!("a blocking task runs once")
         };
-        let _owner = enter(Owner::Task(registration.record.clone()));
-        if registration.record.stop_requested() {
+        let _owner = enter(Owner::Task(record.clone()));
+        if record.stop_requested() {
             drop(f);
             std::panic::resume_unwind(Box::new(
                 "leak-check: this blocking closure was stopped before it ran: its check had ended",
             ));
         }
-        registration.record.closure_started();
+        record.closure_started();
         f()
     }
 }
 
 impl<F> Drop for Blocking<F> {
     fn drop(&mut self) {
-        if let (Some(f), Some(registration)) = (self.f.take(), self.registration.as_ref()) {
-            let _owner = enter(Owner::Task(registration.record.clone()));
+        if let (Some(f), Some(record)) = (self.f.take(), self.registration.record()) {
+            let _owner = enter(Owner::Task(record.clone()));
             drop(f);
         }
         // The registration drops after the closure, even if the closure's `Drop` panicked.
