@@ -417,7 +417,13 @@ impl TaskRecord {
         if first {
             self.runtime.store(runtime_here(), Ordering::Relaxed);
         }
-        self.woken.store(false, Ordering::SeqCst);
+        // A tracked task's first poll runs with tokio's own waker, and one that returns
+        // `Pending` is woken at once to hand its future the record (see `Tracked`): leaving
+        // `woken` set through it loses nothing, and spares most tasks a full fence. A plain
+        // task's wakes never pass through the record, so its flag must be cleared.
+        if !first || self.kind == TaskKind::Plain {
+            self.woken.store(false, Ordering::SeqCst);
+        }
         self.in_poll.store(true, Ordering::Relaxed);
         // Only the thread polling the task writes the count: no read-modify-write needed.
         if counted {
