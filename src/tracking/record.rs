@@ -417,10 +417,11 @@ impl TaskRecord {
         if first {
             self.runtime.store(runtime_here(), Ordering::Relaxed);
         }
-        // A tracked task's first poll runs with tokio's own waker, and one that returns
-        // `Pending` is woken at once to hand its future the record (see `Tracked`): leaving
-        // `woken` set through it loses nothing, and spares most tasks a full fence. A plain
-        // task's wakes never pass through the record, so its flag must be cleared.
+        // A tracked task's first poll runs with tokio's own waker, and `woken` is left set
+        // through it (a new record starts woken): so a first poll that returns `Pending` is
+        // woken at once by `poll_ended`, to hand the future the record as its waker (see
+        // `Tracked`), and most tasks are spared a full fence. A plain task's wakes never pass
+        // through the record, so its flag is cleared at every poll.
         if !first || self.kind == TaskKind::Plain {
             self.woken.store(false, Ordering::SeqCst);
         }

@@ -132,12 +132,10 @@ impl<F: Future> Future for Tracked<F> {
                 None => Poll::Pending,
             }
         };
-        if first_poll && result.is_pending() {
-            // The first poll handed out tokio's waker: woken at once (by `poll_ended`, which
-            // sees the mark), the task is polled again with the record's, so that what holds it
-            // from then on is seen.
-            record.wake_task();
-        }
+        // The first poll handed out tokio's waker. It left the record's `woken` mark set (see
+        // `TaskRecord::poll_started`), so if it returned `Pending`, `poll_ended` wakes the task
+        // at once and it is polled again with the record's waker, so that what holds it from
+        // then on is seen.
         record.poll_ended(result.is_pending(), cx.waker());
         result
     }
