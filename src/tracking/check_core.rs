@@ -140,6 +140,12 @@ impl CheckCore {
         self.tasks.lock().own
     }
 
+    /// Spare records kept now.
+    #[cfg(all(test, leak_check_loom))]
+    pub(crate) fn spare_count(&self) -> usize {
+        self.tasks.lock().spare.len()
+    }
+
     /// Live tasks, background work included.
     #[cfg(all(test, leak_check_loom))]
     pub(crate) fn all_live(&self) -> usize {
@@ -285,5 +291,56 @@ mod tests {
         check.enter(Phase::Closed);
         drop(second);
         assert!(check.tasks.lock().spare.is_empty());
+    }
+
+    /// Spares kept before the check closes are dropped when it closes.
+    #[test]
+    fn closing_drops_the_spares_already_kept() {
+        let check = Arc::new(CheckCore::new());
+        let body = Owner::Body(check.clone());
+        drop(spawn(&body, None));
+        assert_eq!(check.tasks.lock().spare.len(), 1);
+        check.enter(Phase::Closed);
+        assert!(check.tasks.lock().spare.is_empty());
+    }
+
+    /// A spare holds no reference to its check: no cycle keeps a check that never closed.
+    #[test]
+    fn a_spare_does_not_keep_its_check_alive() {
+        let check = Arc::new(CheckCore::new());
+        let weak = Arc::downgrade(&check);
+        let body = Owner::Body(check.clone());
+        drop(spawn(&body, None));
+        assert_eq!(check.tasks.lock().spare.len(), 1);
+        drop(body);
+        drop(check);
+        assert!(weak.upgrade().is_none(), "a spare keeps its check alive");
+    }
+
+    /// A child links to a copy of its parent's origin, not to the parent's record, so the
+    /// parent's reuse does not rewrite the child's lineage.
+    #[test]
+    fn a_childs_link_survives_its_parents_reuse() {
+        let check = Arc::new(CheckCore::new());
+        let body = Owner::Body(check.clone());
+        let parent = spawn(&body, Some("parent"));
+        let child = spawn(
+            &Owner::Task(parent.record().unwrap().clone()),
+            Some("child"),
+        );
+        let at = Arc::as_ptr(parent.record().unwrap());
+        drop(parent);
+        let other = spawn(&body, Some("other"));
+        assert_eq!(
+            Arc::as_ptr(other.record().unwrap()),
+            at,
+            "the spare was not reused"
+        );
+        match &child.record().unwrap().origin.parent {
+            crate::tracking::record::Parent::Task(origin) => {
+                assert_eq!(origin.name.as_deref(), Some("parent"))
+            }
+            _ => panic!("the child lost its link to its parent"),
+        }
     }
 }

@@ -173,25 +173,33 @@ fn loom_a_task_spawned_while_the_check_stops_is_seen() {
 /// Spare records (see `CheckCore::end`): a record is reused only once nothing else holds it,
 /// and then as a new record. A task is stopped and ends on one thread and another is spawned
 /// there, while the check lists its tasks: every listed record keeps the id it was listed with,
-/// and the new task has an id of its own and carries nothing of the stopped one.
+/// and the new task has an id of its own and carries nothing of the stopped one. (That a held
+/// record is never reused is `Arc::get_mut`'s guarantee; what the model adds is that the reuse
+/// it allows does happen, in some interleaving, and leaves nothing of the old task.)
 #[test]
 fn loom_a_record_is_reused_only_when_nobody_holds_it() {
+    static REUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     model(|| {
         let check = Arc::new(CheckCore::new());
         let body = Owner::Body(check.clone());
         let first = spawn(&body);
         let first_id = record(&first).id;
         let worker = {
-            let body = body.clone();
+            let (body, check) = (body.clone(), check.clone());
             thread::spawn(move || {
                 record(&first).request_stop();
                 drop(first);
-                spawn(&body)
+                // The only spare is the first task's record: the next spawn takes it.
+                let spared = check.spare_count() == 1;
+                (spawn(&body), spared)
             })
         };
         let listed = check.snapshot();
         let ids_when_listed: Vec<u64> = listed.iter().map(|record| record.id).collect();
-        let second = worker.join().unwrap();
+        let (second, spared) = worker.join().unwrap();
+        if spared {
+            REUSED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let ids_now: Vec<u64> = listed.iter().map(|record| record.id).collect();
         assert_eq!(ids_when_listed, ids_now, "a listed record was reused");
         let second = record(&second);
@@ -201,6 +209,10 @@ fn loom_a_record_is_reused_only_when_nobody_holds_it() {
             "a reused record kept its old state"
         );
     });
+    assert!(
+        REUSED.load(std::sync::atomic::Ordering::Relaxed),
+        "no interleaving reused the record: the model checks nothing"
+    );
 }
 
 /// Invariant 5: the check registers its waker, then looks; the last task ends on another

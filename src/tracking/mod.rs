@@ -6,8 +6,9 @@
 //! cleanup leave?) is read from one structure per check, [`CheckCore`], whose state sits behind
 //! **one lock**: the set of the check's live tasks (each a [`TaskRecord`] with a number of its
 //! own), how many of them are not background work, the check's [`Phase`], the waker of the
-//! check if it waits, and the spare records of tasks that have ended. Every change to that state, and every read of it, takes the lock; so all
-//! of them happen in one order, and each read sees the state at one moment. There is no other
+//! check if it waits, and the spare records of tasks that have ended. Every change to that
+//! state, and every read of it, takes the lock; so all of them happen in one order, and each
+//! read sees the state at one moment. There is no other
 //! counter, cache or batch to reconcile. (Beside it, the check reads two things it cannot lock:
 //! tokio's own counts of a runtime's tasks, for tasks spawned with plain `tokio::spawn`, and each
 //! record's activity, for the report and to extend the deadline for a task still waiting for a
@@ -48,8 +49,9 @@
 //! 1. **No false clean.** The own count never reads zero while an own task of the check is
 //!    alive: a task is added before it can run, by a spawner that is itself in the set (or the
 //!    body, which is alive), and taken out only after its future has been dropped.
-//! 2. **Each straggler once.** A snapshot lists every live task exactly once: records are added
-//!    once and never move between structures.
+//! 2. **Each straggler once.** A snapshot lists every live task exactly once: a task's record
+//!    is added once and stays in the set until the task ends (only then can its allocation go
+//!    to the spares, and come back as another task's record, with another id).
 //! 3. **No ghost.** A task that has ended is never listed: it left the set before its end
 //!    returned, and a snapshot is taken under the same lock.
 //! 4. **Late arrivals are seen.** A task spawned while the check stops its stragglers (from a
@@ -59,7 +61,9 @@
 //! 5. **No lost wake.** A check that registers its waker and then sees tasks alive is woken by
 //!    the end that brings the count to what it waits for.
 //! 6. **Reuse is invisible.** A record is reused only once nothing but its check's spare list
-//!    holds it, and it is then overwritten whole, with a new id: whoever holds a record (a
+//!    holds it (`Arc::get_mut` decides, so safe Rust alone rules out the rest; the model checks
+//!    that reuse happens and overwrites the whole record), and it is then overwritten whole,
+//!    with a new id: whoever holds a record (a
 //!    snapshot, a waker, a child's link to its parent) never sees it change owner, and a new task
 //!    carries nothing of an old one. Identity is the id, never the address, which a spare
 //!    shares with the task before it.

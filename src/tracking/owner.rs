@@ -24,7 +24,6 @@ pub(crate) enum Owner {
 }
 
 impl Owner {
-    /// What a task spawned here inherits.
     /// The check whatever is spawned here belongs to.
     pub(crate) fn check(&self) -> &Arc<CheckCore> {
         match self {
@@ -33,6 +32,7 @@ impl Owner {
         }
     }
 
+    /// What a task spawned here inherits.
     pub(crate) fn lineage(&self) -> Lineage<'_> {
         match self {
             Owner::Body(check) => Lineage::of_body(check),

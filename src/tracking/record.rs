@@ -404,16 +404,18 @@ impl TaskRecord {
             .store(since_epoch(Instant::now()).max(1), Ordering::Relaxed);
     }
 
-    /// Whether the task has been polled.
+    /// Whether the task has been polled (a blocking task: whether its closure has started).
+    /// Read off the runtime its first poll noted, which is never reset: the poll count wraps.
     pub(crate) fn polled(&self) -> bool {
-        self.polls.load(Ordering::Relaxed) != 0
+        self.runtime.load(Ordering::Relaxed) != NOT_RUN_YET
     }
 
     /// Returns whether this is the task's first poll. `counted` is false for the poll that
     /// only hands the future the record as its waker (see `Tracked`), which is no evidence of a
     /// loop.
     pub(crate) fn poll_started(&self, counted: bool) -> bool {
-        let first = self.polls.load(Ordering::Relaxed) == 0;
+        // Not `polls == 0`: the count wraps, and a task polled 2^32 times is not new.
+        let first = !self.polled();
         if first {
             self.runtime.store(runtime_here(), Ordering::Relaxed);
         }

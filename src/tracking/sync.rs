@@ -3,8 +3,9 @@
 //! `tracking::loom` explore every interleaving of the very code that runs in tests.
 //!
 //! Only what the protocol (see the module doc of `tracking`) relies on goes through here; `Arc`
-//! stays std's: the one thing a reference count decides (whether an ended task's record can be
-//! kept as a spare) is decided by `Arc::get_mut`, whose exclusivity std guarantees.
+//! stays std's. Reference counts decide nothing the invariants rest on: whether an ended task's
+//! record can be kept as a spare is `Arc::get_mut`'s call, whose exclusivity std guarantees, and
+//! the report reads a record's count only to tell a task nothing can wake from one waiting.
 
 #[cfg(not(all(test, leak_check_loom)))]
 pub(crate) use std::sync::atomic::{

@@ -24,7 +24,11 @@ const _: () = assert!(std::mem::size_of::<Registration>() == std::mem::size_of::
 impl Registration {
     /// Adds a new task to `check`'s set (the check of the owner `record` was made for). Call
     /// before the task can run.
-    pub(crate) fn new(check: &CheckCore, record: TaskRecord) -> Self {
+    pub(crate) fn new(check: &Arc<CheckCore>, record: TaskRecord) -> Self {
+        debug_assert!(
+            Arc::ptr_eq(check, record.check()),
+            "a task is registered in its own check"
+        );
         Registration {
             record: Some(check.register(record)),
         }
