@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::baseline::{self, Baseline, Sources};
-use crate::outcome::{OutputParser, Runner};
+use crate::outcome::{Outcome, OutputParser, Runner};
 use crate::progress::Progress;
 use crate::report::Reports;
 use crate::summary::Summary;
@@ -56,79 +56,22 @@ pub fn run(options: RunOptions) -> Result<u8, Failure> {
         &args.for_metadata,
     )
     .map_err(Failure::Run)?;
-
-    // Its own target folder, so the user's own build cache stays as it is.
-    let folder = metadata.target_directory.join("leak-check");
-    fs::create_dir_all(&folder)
-        .map_err(|e| Failure::Run(format!("cannot create {}: {e}", folder.display())))?;
-    let report_path = folder.join("report.jsonl");
-    let log_path = folder.join("output.log");
-    match fs::remove_file(&report_path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(Failure::Run(format!(
-                "cannot remove the last report {}: {e}",
-                report_path.display()
-            )))
-        }
-    }
-
-    let runner = if options.nextest {
-        Runner::Nextest
-    } else {
-        Runner::Cargo
+    let files = Files::fresh(&metadata)?;
+    let suite = Suite {
+        cargo: &cargo,
+        options: &options,
+        args: &args,
+        metadata: &metadata,
+        cwd: &cwd,
     };
-    let mut taskdump = true;
-    let outcome = loop {
-        let (mut command, mode) =
-            command(&cargo, &options, &args, &metadata, &folder, &cwd, taskdump);
-        eprintln!("leak-check: {mode}");
-        command
-            .current_dir(&cwd)
-            .env("LEAK_CHECK_REPORT", &report_path)
-            .stdin(Stdio::null());
-        let (outcome, exit) = execute(
-            command,
-            runner,
-            &report_path,
-            &log_path,
-            options.show_output,
-        )?;
-        match outcome {
-            Execution::Ran(outcome) => break outcome,
-            Execution::NothingRan => {
-                let log = fs::read_to_string(&log_path).unwrap_or_default();
-                // The packages chosen for the feature were not the ones cargo tested (an
-                // unusual package selection): run again without task dumps.
-                if taskdump && mode.contains("/taskdump") && refused_feature(&log) {
-                    eprintln!("leak-check: cargo refused the taskdump feature; running without task dumps");
-                    taskdump = false;
-                    continue;
-                }
-                // A build error, or cargo refusing its arguments: show what it said.
-                if !options.show_output {
-                    eprint!("{log}");
-                }
-                return Err(Failure::Run(format!(
-                    "cargo failed before any test ran ({})",
-                    exit.unwrap_or_else(|| "no test binary".to_owned())
-                )));
-            }
-        }
-    };
+    let outcome = suite.run(&files)?;
     eprintln!(
         "leak-check: cargo's output is in {}, the JSON report in {}",
-        log_path.display(),
-        report_path.display()
+        files.log.display(),
+        files.report.display()
     );
 
-    let mut reports = Reports::default();
-    if report_path.exists() {
-        reports
-            .read_file(&report_path)
-            .map_err(|e| Failure::Run(format!("cannot read {}: {e}", report_path.display())))?;
-    }
+    let reports = files.reports()?;
     for note in &reports.unreadable {
         eprintln!("leak-check: skipped a report line: {note}");
     }
@@ -140,6 +83,160 @@ pub fn run(options: RunOptions) -> Result<u8, Failure> {
         &mut sources,
     );
     finish(&summary, options.write_baseline.as_deref())
+}
+
+/// Where a run keeps what it makes: its own target folder (so the user's own build cache stays
+/// as it is), the tests' JSON report and cargo's output.
+struct Files {
+    folder: PathBuf,
+    report: PathBuf,
+    log: PathBuf,
+}
+
+impl Files {
+    /// The folder, made if needed, without the last run's report.
+    fn fresh(metadata: &Metadata) -> Result<Files, Failure> {
+        let folder = metadata.target_directory.join("leak-check");
+        fs::create_dir_all(&folder)
+            .map_err(|e| Failure::Run(format!("cannot create {}: {e}", folder.display())))?;
+        let files = Files {
+            report: folder.join("report.jsonl"),
+            log: folder.join("output.log"),
+            folder,
+        };
+        match fs::remove_file(&files.report) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Failure::Run(format!(
+                    "cannot remove the last report {}: {e}",
+                    files.report.display()
+                )))
+            }
+        }
+        Ok(files)
+    }
+
+    /// The reports the tests wrote (none if no test leaked or hung).
+    fn reports(&self) -> Result<Reports, Failure> {
+        let mut reports = Reports::default();
+        if self.report.exists() {
+            reports
+                .read_file(&self.report)
+                .map_err(|e| Failure::Run(format!("cannot read {}: {e}", self.report.display())))?;
+        }
+        Ok(reports)
+    }
+}
+
+/// The suite to run, and how.
+struct Suite<'a> {
+    cargo: &'a OsString,
+    options: &'a RunOptions,
+    args: &'a CargoArgs,
+    metadata: &'a Metadata,
+    cwd: &'a Path,
+}
+
+impl Suite<'_> {
+    /// The cargo command, and a line saying in which mode it runs.
+    fn command(&self, folder: &Path, taskdump_wanted: bool) -> (Command, String) {
+        let Suite {
+            cargo,
+            options,
+            args,
+            metadata,
+            cwd,
+        } = *self;
+        let mut command = Command::new(cargo);
+        if options.nextest {
+            command.args(["nextest", "run"]);
+        } else {
+            command.arg("test");
+        }
+        // Every test binary runs, so every leak is reported, however many fail.
+        if !args.fail_fast_given {
+            command.arg("--no-fail-fast");
+        }
+        if args.target_dir.is_none() {
+            command.arg("--target-dir").arg(folder);
+        }
+        let mut mode = Vec::new();
+        if options.stable {
+            mode.push("stable mode (no --cfg tokio_unstable: plain tokio::spawn tasks are counted without their sites)".to_owned());
+        } else {
+            match workspace::rustflags(|k| std::env::var(k).ok(), cwd) {
+                Rustflags::Env(key, value) => {
+                    command.env(key, value);
+                }
+                Rustflags::Config(value) => {
+                    command.arg("--config").arg(value);
+                }
+            }
+            mode.push("--cfg tokio_unstable".to_owned());
+            if taskdump_wanted {
+                mode.push(taskdump(&mut command, args, metadata, cwd));
+            } else {
+                mode.push("no task dumps".to_owned());
+            }
+        }
+        command.args(&options.cargo_args);
+        if let Some(test_args) = &options.test_args {
+            command.arg("--").args(test_args);
+        }
+        let runner = if options.nextest {
+            "cargo nextest run"
+        } else {
+            "cargo test"
+        };
+        (command, format!("{runner} with {}", mode.join(", ")))
+    }
+
+    /// Runs the tests, once more without task dumps if cargo refused the feature; fails if no
+    /// test ran (a build error, or cargo refusing its arguments), after showing what cargo said.
+    fn run(&self, files: &Files) -> Result<Box<Outcome>, Failure> {
+        let runner = if self.options.nextest {
+            Runner::Nextest
+        } else {
+            Runner::Cargo
+        };
+        let mut taskdump = true;
+        loop {
+            let (mut command, mode) = self.command(&files.folder, taskdump);
+            eprintln!("leak-check: {mode}");
+            command
+                .current_dir(self.cwd)
+                .env("LEAK_CHECK_REPORT", &files.report)
+                .stdin(Stdio::null());
+            let (outcome, exit) = execute(
+                command,
+                runner,
+                &files.report,
+                &files.log,
+                self.options.show_output,
+            )?;
+            if let Execution::Ran(outcome) = outcome {
+                return Ok(outcome);
+            }
+            let log = fs::read_to_string(&files.log).unwrap_or_default();
+            // The packages chosen for the feature were not the ones cargo tested (an unusual
+            // package selection): run again without task dumps.
+            if taskdump && mode.contains("/taskdump") && refused_feature(&log) {
+                eprintln!(
+                    "leak-check: cargo refused the taskdump feature; running without task dumps"
+                );
+                taskdump = false;
+                continue;
+            }
+            if !self.options.show_output {
+                eprint!("{log}");
+            }
+            return Err(Failure::Run(format!(
+                "cargo failed before any test ran ({})",
+                exit.unwrap_or_else(|| "no test binary".to_owned())
+            )));
+        }
+    }
 }
 
 /// Prints the summary (and its Markdown to `GITHUB_STEP_SUMMARY`), writes the baseline if
@@ -180,60 +277,6 @@ fn refused_feature(log: &str) -> bool {
         || log.contains("does not have a dependency named")
 }
 
-/// The cargo command, and a line saying in which mode it runs.
-fn command(
-    cargo: &OsString,
-    options: &RunOptions,
-    args: &CargoArgs,
-    metadata: &Metadata,
-    folder: &Path,
-    cwd: &Path,
-    taskdump_wanted: bool,
-) -> (Command, String) {
-    let mut command = Command::new(cargo);
-    if options.nextest {
-        command.args(["nextest", "run"]);
-    } else {
-        command.arg("test");
-    }
-    // Every test binary runs, so every leak is reported, however many fail.
-    if !args.fail_fast_given {
-        command.arg("--no-fail-fast");
-    }
-    if args.target_dir.is_none() {
-        command.arg("--target-dir").arg(folder);
-    }
-    let mut mode = Vec::new();
-    if options.stable {
-        mode.push("stable mode (no --cfg tokio_unstable: plain tokio::spawn tasks are counted without their sites)".to_owned());
-    } else {
-        match workspace::rustflags(|k| std::env::var(k).ok(), cwd) {
-            Rustflags::Env(key, value) => {
-                command.env(key, value);
-            }
-            Rustflags::Config(value) => {
-                command.arg("--config").arg(value);
-            }
-        }
-        mode.push("--cfg tokio_unstable".to_owned());
-        if taskdump_wanted {
-            mode.push(taskdump(&mut command, args, metadata, cwd));
-        } else {
-            mode.push("no task dumps".to_owned());
-        }
-    }
-    command.args(&options.cargo_args);
-    if let Some(test_args) = &options.test_args {
-        command.arg("--").args(test_args);
-    }
-    let runner = if options.nextest {
-        "cargo nextest run"
-    } else {
-        "cargo test"
-    };
-    (command, format!("{runner} with {}", mode.join(", ")))
-}
-
 /// Turns on leak-check's `taskdump` feature where it works and the tested packages depend on
 /// leak-check; says which.
 fn taskdump(command: &mut Command, args: &CargoArgs, metadata: &Metadata, cwd: &Path) -> String {
@@ -272,7 +315,7 @@ fn is_workflow_command(line: &str) -> bool {
 }
 
 enum Execution {
-    Ran(Box<crate::outcome::Outcome>),
+    Ran(Box<Outcome>),
     /// No test binary started: the build failed, or cargo stopped before running anything.
     NothingRan,
 }

@@ -70,152 +70,19 @@ impl Summary {
         outcome: Option<&Outcome>,
         sources: &mut Sources,
     ) -> Summary {
-        // One leak per test and site; a test reported twice (a retry) counts once.
-        let mut leaks: BTreeMap<(String, String), Leak> = BTreeMap::new();
-        let mut timed_out: BTreeMap<String, Option<u64>> = BTreeMap::new();
-        let mut spawns: BTreeMap<String, Option<Spawn>> = BTreeMap::new();
-        for report in reports {
-            if report.timed_out() {
-                timed_out.insert(report.test.clone(), report.timeout_ms);
-                continue;
-            }
-            for site in &report.sites {
-                let read = sources.spawn(&site.file, site.line, site.column);
-                spawns
-                    .entry(site.site.clone())
-                    .or_insert_with(|| read.clone());
-                let spawn = read.unwrap_or_else(|| Spawn::at(site.line, site.column));
-                let leak = Leak {
-                    test: report.test.clone(),
-                    tasks: site.count,
-                    states: site.states.clone(),
-                    chains: site.chains.clone(),
-                    names: site.names.clone(),
-                    entry: Entry {
-                        test: report.test.clone(),
-                        file: site.file.clone(),
-                        function: spawn.function,
-                        call: spawn.call,
-                    },
-                };
-                merge(&mut leaks, site.site.clone(), leak);
-            }
-            if report.untracked > 0 {
-                let leak = Leak {
-                    test: report.test.clone(),
-                    tasks: report.untracked,
-                    states: BTreeMap::new(),
-                    chains: Vec::new(),
-                    names: Vec::new(),
-                    entry: Entry::untracked(&report.test),
-                };
-                merge(&mut leaks, UNTRACKED_SITE.to_owned(), leak);
-            }
-        }
-
-        let known_entries = baseline.map(|b| &b.entries);
-        let is_known = |entry: &Entry| known_entries.is_some_and(|k| k.contains(entry));
-        let mut by_site: BTreeMap<String, SiteRow> = BTreeMap::new();
-        let mut entries = BTreeSet::new();
-        let mut leaking_tests = BTreeSet::new();
-        let (mut new, mut known, mut tasks) = (0, 0, 0);
-        for ((_, site), leak) in &leaks {
-            let row = by_site.entry(site.clone()).or_insert_with(|| SiteRow {
-                site: site.clone(),
-                spawn: spawns.get(site).cloned().flatten(),
-                tests: Vec::new(),
-                tasks: 0,
-                states: BTreeMap::new(),
-                chain: None,
-                names: BTreeSet::new(),
-                new: 0,
-                known: 0,
-            });
-            row.tests.push(leak.test.clone());
-            row.tasks += leak.tasks;
-            row.names.extend(leak.names.iter().cloned());
-            for (state, n) in &leak.states {
-                *row.states.entry(state.clone()).or_default() += n;
-            }
-            // The shortest chain seen, as the example.
-            for chain in &leak.chains {
-                if row.chain.as_ref().is_none_or(|c| chain.len() < c.len()) {
-                    row.chain = Some(chain.clone());
-                }
-            }
-            if is_known(&leak.entry) {
-                row.known += 1;
-                known += 1;
-            } else {
-                row.new += 1;
-                new += 1;
-            }
-            tasks += leak.tasks;
-            leaking_tests.insert(leak.test.clone());
-            entries.insert(leak.entry.clone());
-        }
-        let mut sites: Vec<SiteRow> = by_site.into_values().collect();
-        for row in &mut sites {
-            row.tests.sort();
-            row.tests.dedup();
-        }
-        sites.sort_by(|a, b| {
-            (b.tests.len(), b.tasks)
-                .cmp(&(a.tests.len(), a.tasks))
-                .then_with(|| a.site.cmp(&b.site))
+        let collected = Collected::from_reports(reports, sources);
+        let ranked = Ranked::by_site(&collected, baseline);
+        let (fixed, not_run) = baseline.map_or((Vec::new(), 0), |baseline| {
+            no_longer_leaking(baseline, &ranked.entries, outcome)
         });
-
-        // Baseline entries that did not leak: fixed if their test ran (or if which tests ran is
-        // not known), otherwise not run here.
-        let mut fixed = Vec::new();
-        let mut not_run = 0;
-        if let Some(baseline) = baseline {
-            for entry in baseline.entries.difference(&entries) {
-                let ran = outcome.is_none_or(|o| {
-                    o.ran_is_unknown() || o.ran(&entry.test) || o.gone(&entry.test)
-                });
-                if ran {
-                    fixed.push(entry.clone());
-                } else {
-                    not_run += 1;
-                }
-            }
-        }
-
-        let mut other_failures = Vec::new();
-        let leaked = |test: &str| leaks.keys().any(|(t, _)| t == test);
-        if let Some(outcome) = outcome {
-            for id in &outcome.failed {
-                let full = id.full();
-                let leaked = leaked(&full) || leaked(&id.name);
-                // A test that leaked fails for that alone, unless its own panic came first.
-                if leaked && !outcome.panicked_otherwise(id) {
-                    continue;
-                }
-                let timeout = timed_out.get(&full).or_else(|| timed_out.get(&id.name));
-                match (timeout, leaked) {
-                    (Some(ms), _) => {
-                        other_failures.push(format!("{full} ({})", timed_out_note(*ms)))
-                    }
-                    (None, true) => other_failures.push(format!("{full} (and it leaked)")),
-                    (None, false) => other_failures.push(full),
-                }
-            }
-            other_failures.extend(outcome.unexplained.iter().cloned());
-        } else {
-            // From reports alone, only the hangs are known failures.
-            for (test, ms) in &timed_out {
-                other_failures.push(format!("{test} ({})", timed_out_note(*ms)));
-            }
-        }
-
+        let other_failures = collected.other_failures(outcome);
         Summary {
-            sites,
-            entries,
-            leaking_tests: leaking_tests.len(),
-            tasks,
-            new,
-            known,
+            sites: ranked.sites,
+            entries: ranked.entries,
+            leaking_tests: ranked.leaking_tests,
+            tasks: ranked.tasks,
+            new: ranked.new,
+            known: ranked.known,
             baseline: baseline.map(|b| b.path.display().to_string()),
             fixed,
             not_run,
@@ -453,6 +320,185 @@ impl Summary {
 const UNTRACKED_SITE: &str =
     "plain tokio::spawn, site unknown (build with --cfg tokio_unstable to see it)";
 
+/// What the reports of a run say, test by test, before it is grouped by site.
+struct Collected {
+    /// One leak per test and site; a test reported twice (a retry) counts once.
+    leaks: BTreeMap<(String, String), Leak>,
+    /// Tests that hit their timeout (they report no leaks), with the timeout if known.
+    timed_out: BTreeMap<String, Option<u64>>,
+    /// Each site's function and spawn call, read from its source once.
+    spawns: BTreeMap<String, Option<Spawn>>,
+}
+
+impl Collected {
+    fn from_reports(reports: &[Report], sources: &mut Sources) -> Collected {
+        let mut collected = Collected {
+            leaks: BTreeMap::new(),
+            timed_out: BTreeMap::new(),
+            spawns: BTreeMap::new(),
+        };
+        for report in reports {
+            if report.timed_out() {
+                collected
+                    .timed_out
+                    .insert(report.test.clone(), report.timeout_ms);
+                continue;
+            }
+            for site in &report.sites {
+                let read = sources.spawn(&site.file, site.line, site.column);
+                collected
+                    .spawns
+                    .entry(site.site.clone())
+                    .or_insert_with(|| read.clone());
+                let spawn = read.unwrap_or_else(|| Spawn::at(site.line, site.column));
+                let leak = Leak {
+                    test: report.test.clone(),
+                    tasks: site.count,
+                    states: site.states.clone(),
+                    chains: site.chains.clone(),
+                    names: site.names.clone(),
+                    entry: Entry {
+                        test: report.test.clone(),
+                        file: site.file.clone(),
+                        function: spawn.function,
+                        call: spawn.call,
+                    },
+                };
+                merge(&mut collected.leaks, site.site.clone(), leak);
+            }
+            if report.untracked > 0 {
+                let leak = Leak {
+                    test: report.test.clone(),
+                    tasks: report.untracked,
+                    states: BTreeMap::new(),
+                    chains: Vec::new(),
+                    names: Vec::new(),
+                    entry: Entry::untracked(&report.test),
+                };
+                merge(&mut collected.leaks, UNTRACKED_SITE.to_owned(), leak);
+            }
+        }
+        collected
+    }
+
+    /// Tests that failed for another reason than a leak, with a note where there is one. From
+    /// reports alone (no `outcome`), only the hangs are known failures.
+    fn other_failures(&self, outcome: Option<&Outcome>) -> Vec<String> {
+        let Some(outcome) = outcome else {
+            return self
+                .timed_out
+                .iter()
+                .map(|(test, ms)| format!("{test} ({})", timed_out_note(*ms)))
+                .collect();
+        };
+        let leaked = |test: &str| self.leaks.keys().any(|(t, _)| t == test);
+        let mut failures = Vec::new();
+        for id in &outcome.failed {
+            let full = id.full();
+            let leaked = leaked(&full) || leaked(&id.name);
+            // A test that leaked fails for that alone, unless its own panic came first.
+            if leaked && !outcome.panicked_otherwise(id) {
+                continue;
+            }
+            let timeout = self
+                .timed_out
+                .get(&full)
+                .or_else(|| self.timed_out.get(&id.name));
+            match (timeout, leaked) {
+                (Some(ms), _) => failures.push(format!("{full} ({})", timed_out_note(*ms))),
+                (None, true) => failures.push(format!("{full} (and it leaked)")),
+                (None, false) => failures.push(full),
+            }
+        }
+        failures.extend(outcome.unexplained.iter().cloned());
+        failures
+    }
+}
+
+/// The leaks grouped by site, ranked, with the run's totals.
+struct Ranked {
+    /// Most tests first, then most tasks, then by site.
+    sites: Vec<SiteRow>,
+    entries: BTreeSet<Entry>,
+    leaking_tests: usize,
+    tasks: u64,
+    new: usize,
+    known: usize,
+}
+
+impl Ranked {
+    fn by_site(collected: &Collected, baseline: Option<&Baseline>) -> Ranked {
+        let is_known = |entry: &Entry| baseline.is_some_and(|b| b.entries.contains(entry));
+        let mut by_site: BTreeMap<String, SiteRow> = BTreeMap::new();
+        let mut leaking_tests = BTreeSet::new();
+        let mut ranked = Ranked {
+            sites: Vec::new(),
+            entries: BTreeSet::new(),
+            leaking_tests: 0,
+            tasks: 0,
+            new: 0,
+            known: 0,
+        };
+        for ((_, site), leak) in &collected.leaks {
+            let row = by_site.entry(site.clone()).or_insert_with(|| SiteRow {
+                site: site.clone(),
+                spawn: collected.spawns.get(site).cloned().flatten(),
+                tests: Vec::new(),
+                tasks: 0,
+                states: BTreeMap::new(),
+                chain: None,
+                names: BTreeSet::new(),
+                new: 0,
+                known: 0,
+            });
+            row.add(leak);
+            if is_known(&leak.entry) {
+                row.known += 1;
+                ranked.known += 1;
+            } else {
+                row.new += 1;
+                ranked.new += 1;
+            }
+            ranked.tasks += leak.tasks;
+            leaking_tests.insert(leak.test.clone());
+            ranked.entries.insert(leak.entry.clone());
+        }
+        ranked.leaking_tests = leaking_tests.len();
+        ranked.sites = by_site.into_values().collect();
+        for row in &mut ranked.sites {
+            row.tests.sort();
+            row.tests.dedup();
+        }
+        ranked.sites.sort_by(|a, b| {
+            (b.tests.len(), b.tasks)
+                .cmp(&(a.tests.len(), a.tasks))
+                .then_with(|| a.site.cmp(&b.site))
+        });
+        ranked
+    }
+}
+
+/// Baseline entries that did not leak in this run: fixed if their test ran (or if which tests
+/// ran is not known), otherwise not run here (counted).
+fn no_longer_leaking(
+    baseline: &Baseline,
+    entries: &BTreeSet<Entry>,
+    outcome: Option<&Outcome>,
+) -> (Vec<Entry>, usize) {
+    let mut fixed = Vec::new();
+    let mut not_run = 0;
+    for entry in baseline.entries.difference(entries) {
+        let ran =
+            outcome.is_none_or(|o| o.ran_is_unknown() || o.ran(&entry.test) || o.gone(&entry.test));
+        if ran {
+            fixed.push(entry.clone());
+        } else {
+            not_run += 1;
+        }
+    }
+    (fixed, not_run)
+}
+
 fn merge(leaks: &mut BTreeMap<(String, String), Leak>, site: String, leak: Leak) {
     let key = (leak.test.clone(), site);
     match leaks.get_mut(&key) {
@@ -465,6 +511,22 @@ fn merge(leaks: &mut BTreeMap<(String, String), Leak>, site: String, leak: Leak)
 }
 
 impl SiteRow {
+    /// Adds one test's leak at this site.
+    fn add(&mut self, leak: &Leak) {
+        self.tests.push(leak.test.clone());
+        self.tasks += leak.tasks;
+        self.names.extend(leak.names.iter().cloned());
+        for (state, n) in &leak.states {
+            *self.states.entry(state.clone()).or_default() += n;
+        }
+        // The shortest chain seen, as the example.
+        for chain in &leak.chains {
+            if self.chain.as_ref().is_none_or(|c| chain.len() < c.len()) {
+                self.chain = Some(chain.clone());
+            }
+        }
+    }
+
     fn label(&self) -> String {
         match (self.new, self.known) {
             (_, 0) => "new".to_owned(),
