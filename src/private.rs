@@ -192,10 +192,10 @@ pub fn run_test<T>(
         Ok(settings) => settings,
         Err(output) => return output,
     };
-    #[cfg(tokio_unstable)]
-    let hooks = crate::check::hooks::Hooks::install(&mut builder);
     // Marks the runtime's threads, so that the check knows which tracked tasks run on it.
     let token = ownership::new_runtime_token();
+    #[cfg(tokio_unstable)]
+    let hooks = crate::check::hooks::Hooks::install(&mut builder, token);
     builder.on_thread_start(move || {
         ownership::set_runtime_token(token);
     });

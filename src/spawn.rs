@@ -11,7 +11,7 @@ use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 #[cfg(feature = "tracking")]
 use crate::tracking::{
     owner,
-    record::{TaskKind, TaskRecord},
+    record::{Bound, TaskKind, TaskRecord},
     tracked::{self, Registration, Tracked},
 };
 #[cfg(feature = "tracking")]
@@ -197,7 +197,7 @@ impl Builder {
         F::Output: Send + 'static,
     {
         #[cfg(feature = "tracking")]
-        let future = match self.track(future, TaskKind::Async) {
+        let future = match self.track(future, TaskKind::Async, Bound::here()) {
             Ok((task, record)) => {
                 let join = tracked(|| tokio::spawn(task));
                 record.set_abort_handle(join.abort_handle());
@@ -216,7 +216,7 @@ impl Builder {
         F::Output: Send + 'static,
     {
         #[cfg(feature = "tracking")]
-        let future = match self.track(future, TaskKind::Async) {
+        let future = match self.track(future, TaskKind::Async, Bound::Runtime(handle.id())) {
             Ok((task, record)) => {
                 let join = tracked(|| handle.spawn(task));
                 record.set_abort_handle(join.abort_handle());
@@ -235,7 +235,7 @@ impl Builder {
         R: Send + 'static,
     {
         #[cfg(feature = "tracking")]
-        if let Some((registration, record)) = self.register(TaskKind::Blocking) {
+        if let Some((registration, record)) = self.register(TaskKind::Blocking, Bound::here()) {
             let task = tracked::Blocking::new(registration, f);
             let join = tracked(|| tokio::task::spawn_blocking(move || task.run()));
             record.set_abort_handle(join.abort_handle());
@@ -253,7 +253,9 @@ impl Builder {
         R: Send + 'static,
     {
         #[cfg(feature = "tracking")]
-        if let Some((registration, record)) = self.register(TaskKind::Blocking) {
+        if let Some((registration, record)) =
+            self.register(TaskKind::Blocking, Bound::Runtime(handle.id()))
+        {
             let task = tracked::Blocking::new(registration, f);
             let join = tracked(|| handle.spawn_blocking(move || task.run()));
             record.set_abort_handle(join.abort_handle());
@@ -270,7 +272,7 @@ impl Builder {
         F::Output: 'static,
     {
         #[cfg(feature = "tracking")]
-        let future = match self.track(future, TaskKind::Local) {
+        let future = match self.track(future, TaskKind::Local, Bound::here()) {
             Ok((task, record)) => {
                 let join = tracked(|| tokio::task::spawn_local(task));
                 record.set_abort_handle(join.abort_handle());
@@ -289,7 +291,7 @@ impl Builder {
         T: Send + 'static,
     {
         #[cfg(feature = "tracking")]
-        let future = match self.track(future, TaskKind::Async) {
+        let future = match self.track(future, TaskKind::Async, Bound::here()) {
             Ok((task, record)) => {
                 let abort = tracked(|| set.spawn(task));
                 record.set_abort_handle(abort.clone());
@@ -305,8 +307,13 @@ impl Builder {
     /// if not.
     #[cfg(feature = "tracking")]
     #[track_caller]
-    fn track<F>(self, future: F, kind: TaskKind) -> Result<(Tracked<F>, Arc<TaskRecord>), F> {
-        match self.register(kind) {
+    fn track<F>(
+        self,
+        future: F,
+        kind: TaskKind,
+        bound: Bound,
+    ) -> Result<(Tracked<F>, Arc<TaskRecord>), F> {
+        match self.register(kind, bound) {
             Some((registration, record)) => Ok((Tracked::new(future, registration), record)),
             None => Err(future),
         }
@@ -316,10 +323,10 @@ impl Builder {
     /// registration and its record (to keep tokio's abort handle in once the spawn gives it).
     #[cfg(feature = "tracking")]
     #[track_caller]
-    fn register(self, kind: TaskKind) -> Option<(Registration, Arc<TaskRecord>)> {
+    fn register(self, kind: TaskKind, bound: Bound) -> Option<(Registration, Arc<TaskRecord>)> {
         let site = std::panic::Location::caller();
         owner::with_current(|owner| {
-            let record = TaskRecord::new(owner, site, self.name, kind, self.background);
+            let record = TaskRecord::new(owner, site, self.name, kind, bound, self.background);
             let registration = Registration::new(owner.check(), record);
             let record = registration
                 .record()

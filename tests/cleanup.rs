@@ -275,6 +275,50 @@ fn the_plain_count_is_per_runtime() {
     }
 }
 
+// A tracked task that has not run yet counts on the test's runtime only if it was spawned onto
+// it: one bound for a runtime nobody drives does not hide a plain leak, and adds none.
+static UNDRIVEN: once_cell::sync::Lazy<tokio::runtime::Runtime> =
+    once_cell::sync::Lazy::new(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    });
+
+fn spawn_where_nothing_runs_it() {
+    leak_check::Builder::new()
+        .name("elsewhere")
+        .spawn_on(std::future::pending::<()>(), UNDRIVEN.handle());
+    leak_check::Builder::new()
+        .name("elsewhere")
+        .spawn_blocking_on(|| (), UNDRIVEN.handle());
+}
+
+#[leak_check(allow_names = ["elsewhere"])]
+#[tokio::test]
+#[ignore = "leaks on purpose; run by a_task_not_run_elsewhere_hides_no_plain_leak"]
+async fn leak_plain_beside_a_task_not_run_elsewhere() {
+    spawn_where_nothing_runs_it();
+    // site(plain_unrun): tokio::spawn
+    tokio::spawn(std::future::pending::<()>());
+}
+
+#[leak_check(allow_names = ["elsewhere"])]
+#[tokio::test]
+async fn a_task_not_run_elsewhere_adds_no_plain_leak() {
+    spawn_where_nothing_runs_it();
+}
+
+#[test]
+fn a_task_not_run_elsewhere_hides_no_plain_leak() {
+    let output = expect_failure("leak_plain_beside_a_task_not_run_elsewhere");
+    assert!(output.contains("leaked 1 task"), "{output}");
+    if cfg!(tokio_unstable) {
+        assert_reports(&output, 1, &site_of("plain_unrun"));
+    } else {
+        assert!(output.contains("with plain `tokio::spawn`"), "{output}");
+    }
+}
+
 // A stopped task ends for good: tokio cancels it, so whoever awaits its JoinHandle gets
 // `Cancelled` instead of waiting for ever, and it leaves the runtime's count.
 #[leak_check]

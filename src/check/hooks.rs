@@ -14,7 +14,7 @@ use tokio::runtime::TaskMeta;
 use tokio::task::Id;
 
 use crate::tracking::owner::{self as ownership, Entered, Owner};
-use crate::tracking::record::TaskKind;
+use crate::tracking::record::{Bound, TaskKind};
 use crate::tracking::tracked::Registration;
 use crate::tracking::{CheckCore, TaskRecord};
 
@@ -48,15 +48,21 @@ pub(crate) fn as_tracked<R>(spawn: impl FnOnce() -> R) -> R {
 #[derive(Default)]
 pub(crate) struct Hooks {
     check: OnceLock<Arc<CheckCore>>,
+    /// The token of the runtime the hooks are installed on (see `owner::runtime_token`).
+    runtime_token: u64,
     plain: Mutex<HashMap<Id, Registration>>,
     /// How many plain tasks are alive, so a poll of any other task skips the lock.
     plain_alive: AtomicUsize,
 }
 
 impl Hooks {
-    /// Installs the hooks on `builder`; attach the test's check before its body runs.
-    pub(crate) fn install(builder: &mut tokio::runtime::Builder) -> Arc<Hooks> {
-        let hooks = Arc::new(Hooks::default());
+    /// Installs the hooks on `builder`, whose runtime's threads carry `runtime_token`; attach
+    /// the test's check before its body runs.
+    pub(crate) fn install(builder: &mut tokio::runtime::Builder, runtime_token: u64) -> Arc<Hooks> {
+        let hooks = Arc::new(Hooks {
+            runtime_token,
+            ..Hooks::default()
+        });
         let (spawned, before, after, ended) =
             (hooks.clone(), hooks.clone(), hooks.clone(), hooks.clone());
         builder
@@ -81,7 +87,14 @@ impl Hooks {
         // By lineage where it is known; otherwise the test owns its runtime's tasks.
         let owner =
             ownership::with_current(Owner::clone).unwrap_or_else(|| Owner::Body(check.clone()));
-        let record = TaskRecord::new(&owner, meta.spawned_at(), None, TaskKind::Plain, false);
+        let record = TaskRecord::new(
+            &owner,
+            meta.spawned_at(),
+            None,
+            TaskKind::Plain,
+            Bound::Token(self.runtime_token),
+            false,
+        );
         record.note_task_id(meta.id());
         // Counted before it is visible, so a hook that sees it never reads a count of 0.
         self.plain_alive.fetch_add(1, Ordering::SeqCst);

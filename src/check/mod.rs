@@ -16,7 +16,7 @@ use tokio::runtime::{Handle, RuntimeFlavor, RuntimeMetrics};
 use crate::config::allow::AllowList;
 use crate::report::{LeakReport, ReportKind, StopOutcome, Straggler, Unstoppable};
 use crate::tracking::owner::Owner;
-use crate::tracking::record::{TaskKind, NOT_RUN_YET};
+use crate::tracking::record::{Bound, TaskKind, NOT_RUN_YET};
 use crate::tracking::{CheckCore, Phase, TaskRecord};
 use wait::Until;
 
@@ -85,11 +85,9 @@ impl Check {
     }
 
     /// Alive tasks of the test's own runtime that leak-check does not track: tokio's count less
-    /// the tracked tasks that run there. A tracked task that has not run yet may be bound for
-    /// any runtime: while `settling`, it is not taken off (the check waits for it to run, or for
-    /// the deadline); for the verdict it is, which can only hide an untracked task, never invent
-    /// one.
-    fn untracked(&self, live: &[Arc<TaskRecord>], settling: bool) -> usize {
+    /// the tracked tasks that run there, or, for a task that has not run yet, that were spawned
+    /// onto it (so a tracked task bound for another runtime never hides a plain one).
+    fn untracked(&self, live: &[Arc<TaskRecord>]) -> usize {
         if self.allow.untracked {
             return 0;
         }
@@ -99,9 +97,10 @@ impl Check {
         let tracked_here = live
             .iter()
             .filter(|record| matches!(record.kind, TaskKind::Async | TaskKind::Plain))
-            .filter(|record| match record.runtime() {
-                NOT_RUN_YET => !settling,
-                runtime => runtime == count.token,
+            .filter(|record| match (record.runtime(), record.bound) {
+                (NOT_RUN_YET, Bound::Token(token)) => token == count.token,
+                (NOT_RUN_YET, Bound::Runtime(id)) => id == count.handle.id(),
+                (runtime, _) => runtime == count.token,
             })
             .count();
         count
@@ -163,7 +162,7 @@ impl Check {
         }
         let live = self.core.snapshot();
         !live.iter().any(|record| self.is_reportable(record))
-            && self.untracked(&live, true) == 0
+            && self.untracked(&live) == 0
             && self.untracked_blocking(&live) == 0
     }
 
@@ -431,7 +430,7 @@ impl Check {
                 if attempt > 0 {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                self.untracked(&live, false)
+                self.untracked(&live)
             })
             .min()
             .unwrap_or(0);

@@ -232,7 +232,7 @@ mod tests {
 
     use super::*;
     use crate::tracking::owner::Owner;
-    use crate::tracking::record::TaskKind;
+    use crate::tracking::record::{Bound, TaskKind};
     use crate::tracking::tracked::Registration;
 
     fn spawn(owner: &Owner, name: Option<&'static str>) -> Registration {
@@ -241,6 +241,7 @@ mod tests {
             Location::caller(),
             name.map(Into::into),
             TaskKind::Async,
+            Bound::Token(0),
             false,
         );
         Registration::new(owner.check(), record)

@@ -19,12 +19,19 @@ use loom::thread;
 
 use super::check_core::{CheckCore, Phase};
 use super::owner::Owner;
-use super::record::{TaskKind, TaskRecord};
+use super::record::{Bound, TaskKind, TaskRecord};
 use super::tracked::Registration;
 
 /// A task spawned where `owner` is current.
 fn spawn(owner: &Owner) -> Registration {
-    let record = TaskRecord::new(owner, Location::caller(), None, TaskKind::Async, false);
+    let record = TaskRecord::new(
+        owner,
+        Location::caller(),
+        None,
+        TaskKind::Async,
+        Bound::Token(0),
+        false,
+    );
     Registration::new(owner.check(), record)
 }
 
@@ -257,7 +264,14 @@ fn loom_background_work_does_not_cancel_out_own_tasks() {
         let own_gone = Arc::new(AtomicBool::new(false));
         let background = Registration::new(
             &check,
-            TaskRecord::new(&body, Location::caller(), None, TaskKind::Async, true),
+            TaskRecord::new(
+                &body,
+                Location::caller(),
+                None,
+                TaskKind::Async,
+                Bound::Token(0),
+                true,
+            ),
         );
         let worker = {
             let own_gone = own_gone.clone();

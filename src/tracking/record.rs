@@ -89,6 +89,24 @@ pub(crate) struct Origin {
     pub(crate) respawns: u32,
 }
 
+/// The runtime a task was spawned onto, as its spawn knew it: what tells, while the task has not
+/// run yet, whether tokio counts it among the test's own runtime's tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// The runtime whose threads carry this token (see `owner::runtime_token`; 0: a runtime
+    /// leak-check did not build): a spawn onto the runtime of the spawning thread.
+    Token(u64),
+    /// The runtime behind the handle the spawn was given.
+    Runtime(tokio::runtime::Id),
+}
+
+impl Bound {
+    /// The runtime of the spawning thread.
+    pub(crate) fn here() -> Self {
+        Bound::Token(super::owner::runtime_token())
+    }
+}
+
 /// Who spawned a task: the test body itself, another tracked task, or an ancestor too far up.
 #[derive(Clone)]
 pub(crate) enum Parent {
@@ -172,6 +190,7 @@ pub(crate) struct TaskRecord {
     check: Option<Arc<CheckCore>>,
     pub(crate) origin: Origin,
     pub(crate) kind: TaskKind,
+    pub(crate) bound: Bound,
     /// Sanctioned to outlive the body (a server, a ticker): never reported, always stopped at
     /// the end. Whatever such a task spawns is background too.
     pub(crate) background: bool,
@@ -234,6 +253,7 @@ impl TaskRecord {
         site: &'static Location<'static>,
         name: Option<Cow<'static, str>>,
         kind: TaskKind,
+        bound: Bound,
         background: bool,
     ) -> Self {
         let lineage = owner.lineage();
@@ -242,6 +262,7 @@ impl TaskRecord {
             check: Some(lineage.check.clone()),
             origin: lineage.origin(site, name),
             kind,
+            bound,
             background: background || lineage.background,
             slot: AtomicUsize::new(usize::MAX),
             waker_handed: AtomicBool::new(false),
