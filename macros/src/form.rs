@@ -1,5 +1,7 @@
 //! Which of the three forms a checked test takes, read from its signature and attributes.
 
+use proc_macro2::TokenTree;
+use quote::ToTokens;
 use syn::{Attribute, ItemFn, Meta, Path};
 
 use crate::args::{Args, Source, RUNTIME_KEYS};
@@ -66,7 +68,9 @@ pub(crate) fn is_leak_check(path: &Path) -> bool {
 /// before a check after it could look). Its expansion (tokio-macros 2.x) is a sync function
 /// under `#[::core::prelude::v1::test]`, written in full with its leading `::` as people never
 /// write it, whose body starts by binding the test's body as an async block:
-/// `let body = async { ... };`. Another test attribute's expansion (test-log's also writes
+/// `let body = async { ... };`. An attribute written between the two (serial_test's
+/// `#[serial]`, say) may wrap that body in its own code, so the binding is looked for at any
+/// depth. Another test attribute's expansion (test-log's also writes
 /// `#[::core::prelude::v1::test]`) keeps a sync body as it was.
 fn is_tokio_expansion(function: &ItemFn, test_attr: &Attribute) -> bool {
     let path = test_attr.path();
@@ -76,14 +80,25 @@ fn is_tokio_expansion(function: &ItemFn, test_attr: &Attribute) -> bool {
             .iter()
             .map(|s| s.ident.to_string())
             .eq(["core", "prelude", "v1", "test"]);
-    let body_is_async_block = match function.block.stmts.first() {
-        Some(syn::Stmt::Local(local)) => matches!(
-            local.init.as_ref().map(|init| &*init.expr),
-            Some(syn::Expr::Async(_))
-        ),
+    function.sig.asyncness.is_none()
+        && written_in_full
+        && binds_body_to_async_block(function.block.to_token_stream())
+}
+
+/// Whether `tokens` hold `let body = async`, at any depth.
+fn binds_body_to_async_block(tokens: proc_macro2::TokenStream) -> bool {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let is_ident =
+        |token: &TokenTree, name: &str| matches!(token, TokenTree::Ident(i) if i == name);
+    tokens.windows(4).any(|window| {
+        is_ident(&window[0], "let")
+            && is_ident(&window[1], "body")
+            && matches!(&window[2], TokenTree::Punct(p) if p.as_char() == '=')
+            && is_ident(&window[3], "async")
+    }) || tokens.iter().any(|token| match token {
+        TokenTree::Group(group) => binds_body_to_async_block(group.stream()),
         _ => false,
-    };
-    function.sig.asyncness.is_none() && written_in_full && body_is_async_block
+    })
 }
 
 pub(crate) fn analyze(mut args: Args, function: &ItemFn) -> syn::Result<Test> {
