@@ -199,7 +199,10 @@ impl Builder {
         #[cfg(feature = "tracking")]
         let future = match self.track(future, TaskKind::Async, Bound::here()) {
             Ok((task, record)) => {
-                let join = tracked(|| tokio::spawn(task));
+                let join = {
+                    let _tracked = SpawningTracked::begin();
+                    tokio::spawn(task)
+                };
                 record.set_abort_handle(join.abort_handle());
                 return join;
             }
@@ -218,7 +221,10 @@ impl Builder {
         #[cfg(feature = "tracking")]
         let future = match self.track(future, TaskKind::Async, Bound::Runtime(handle.id())) {
             Ok((task, record)) => {
-                let join = tracked(|| handle.spawn(task));
+                let join = {
+                    let _tracked = SpawningTracked::begin();
+                    handle.spawn(task)
+                };
                 record.set_abort_handle(join.abort_handle());
                 return join;
             }
@@ -237,7 +243,10 @@ impl Builder {
         #[cfg(feature = "tracking")]
         if let Some((registration, record)) = self.register(TaskKind::Blocking, Bound::here()) {
             let task = tracked::Blocking::new(registration, f);
-            let join = tracked(|| tokio::task::spawn_blocking(move || task.run()));
+            let join = {
+                let _tracked = SpawningTracked::begin();
+                tokio::task::spawn_blocking(move || task.run())
+            };
             record.set_abort_handle(join.abort_handle());
             return join;
         }
@@ -257,7 +266,10 @@ impl Builder {
             self.register(TaskKind::Blocking, Bound::Runtime(handle.id()))
         {
             let task = tracked::Blocking::new(registration, f);
-            let join = tracked(|| handle.spawn_blocking(move || task.run()));
+            let join = {
+                let _tracked = SpawningTracked::begin();
+                handle.spawn_blocking(move || task.run())
+            };
             record.set_abort_handle(join.abort_handle());
             return join;
         }
@@ -274,7 +286,10 @@ impl Builder {
         #[cfg(feature = "tracking")]
         let future = match self.track(future, TaskKind::Local, Bound::here()) {
             Ok((task, record)) => {
-                let join = tracked(|| tokio::task::spawn_local(task));
+                let join = {
+                    let _tracked = SpawningTracked::begin();
+                    tokio::task::spawn_local(task)
+                };
                 record.set_abort_handle(join.abort_handle());
                 return join;
             }
@@ -293,7 +308,10 @@ impl Builder {
         #[cfg(feature = "tracking")]
         let future = match self.track(future, TaskKind::Async, Bound::here()) {
             Ok((task, record)) => {
-                let abort = tracked(|| set.spawn(task));
+                let abort = {
+                    let _tracked = SpawningTracked::begin();
+                    set.spawn(task)
+                };
                 record.set_abort_handle(abort.clone());
                 return abort;
             }
@@ -337,14 +355,22 @@ impl Builder {
     }
 }
 
-/// Calls into tokio for a task leak-check tracks already, so tokio's task hooks (with
-/// `--cfg tokio_unstable`) do not count it a second time.
+/// While alive, leak-check is calling into tokio for a task it tracks already, so tokio's task
+/// hooks (with `--cfg tokio_unstable`) do not count it a second time. A guard around the call,
+/// not a closure that makes it, so that a panic inside tokio (no runtime here) points at the
+/// user's line: tokio's spawn functions are `#[track_caller]`, and closures cannot be.
 #[cfg(feature = "tracking")]
-#[track_caller]
-#[inline]
-fn tracked<R>(spawn: impl FnOnce() -> R) -> R {
+struct SpawningTracked {
     #[cfg(tokio_unstable)]
-    return crate::check::hooks::as_tracked(spawn);
-    #[cfg(not(tokio_unstable))]
-    spawn()
+    _hooks: crate::check::hooks::SpawningTracked,
+}
+
+#[cfg(feature = "tracking")]
+impl SpawningTracked {
+    fn begin() -> Self {
+        SpawningTracked {
+            #[cfg(tokio_unstable)]
+            _hooks: crate::check::hooks::SpawningTracked::begin(),
+        }
+    }
 }

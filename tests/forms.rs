@@ -191,3 +191,35 @@ fn should_panic_cannot_hide_a_leak() {
     assert_reports(&output, 1, &site("tests/forms.rs", SOURCE, "should_panic"));
     assert!(output.contains("did not panic as expected"), "{output}");
 }
+
+// --- tokio's own panics point at the caller's line ------------------------------------------
+
+// Inside a check, leak-check wraps the task before it calls tokio; a panic in tokio (no runtime
+// here) still names the test's line, as it does outside a check.
+#[leak_check]
+#[test]
+#[ignore = "panics on purpose; run by tokios_panics_inside_a_check_name_the_callers_line"]
+fn spawn_without_a_runtime() {
+    // site(no_runtime): leak_check::spawn
+    leak_check::spawn(async {});
+}
+
+#[leak_check]
+#[test]
+#[ignore = "panics on purpose; run by tokios_panics_inside_a_check_name_the_callers_line"]
+fn spawn_blocking_without_a_runtime() {
+    // site(no_runtime_blocking): leak_check::spawn_blocking
+    leak_check::spawn_blocking(|| ());
+}
+
+#[test]
+fn tokios_panics_inside_a_check_name_the_callers_line() {
+    for (test, label) in [
+        ("spawn_without_a_runtime", "no_runtime"),
+        ("spawn_blocking_without_a_runtime", "no_runtime_blocking"),
+    ] {
+        let output = expect_failure(test);
+        let at = format!("panicked at {}", site("tests/forms.rs", SOURCE, label));
+        assert!(output.contains(&at), "expected `{at}`:\n{output}");
+    }
+}

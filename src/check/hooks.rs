@@ -28,20 +28,27 @@ thread_local! {
     static POLLING: RefCell<Vec<Polling>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `spawn` (a call into tokio for a task leak-check tracks) so the hooks leave it alone.
-pub(crate) fn as_tracked<R>(spawn: impl FnOnce() -> R) -> R {
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            let _ = SPAWNING_TRACKED.try_with(|flag| flag.set(self.0));
+/// While alive, leak-check's own spawn functions are calling tokio: those tasks are tracked
+/// already, and the hooks leave them alone.
+pub(crate) struct SpawningTracked {
+    /// What the flag was before, restored on drop.
+    was: bool,
+}
+
+impl SpawningTracked {
+    pub(crate) fn begin() -> Self {
+        SpawningTracked {
+            was: SPAWNING_TRACKED
+                .try_with(|flag| flag.replace(true))
+                .unwrap_or(false),
         }
     }
-    let _reset = Reset(
-        SPAWNING_TRACKED
-            .try_with(|flag| flag.replace(true))
-            .unwrap_or(false),
-    );
-    spawn()
+}
+
+impl Drop for SpawningTracked {
+    fn drop(&mut self) {
+        let _ = SPAWNING_TRACKED.try_with(|flag| flag.set(self.was));
+    }
 }
 
 /// The plain tasks of one test's runtime.
