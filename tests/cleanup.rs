@@ -401,3 +401,111 @@ async fn an_allowed_plain_closure_is_not_reported() {
         std::thread::sleep(Duration::from_millis(300))
     }));
 }
+
+// Plain `tokio::spawn` tasks that the stopped tasks' Drops spawn on the test's runtime are seen
+// too: with tokio_unstable through its hooks, like any task; without it from tokio's count.
+// They get the grace period to end, like tracked tasks spawned during cleanup.
+struct SpawnsPlainOnDrop {
+    tasks: usize,
+    runs_for: Option<Duration>,
+}
+
+impl Drop for SpawnsPlainOnDrop {
+    fn drop(&mut self) {
+        for _ in 0..self.tasks {
+            let runs_for = self.runs_for;
+            // site(plain_on_drop): tokio::spawn
+            tokio::spawn(async move {
+                match runs_for {
+                    Some(time) => tokio::time::sleep(time).await,
+                    None => std::future::pending().await,
+                }
+            });
+        }
+    }
+}
+
+fn spawn_holding(name: &str, on_drop: SpawnsPlainOnDrop) {
+    leak_check::Builder::new()
+        .name(name.to_owned())
+        .spawn(async move {
+            let _on_drop = on_drop;
+            std::future::pending::<()>().await
+        });
+}
+
+#[leak_check(allow_names = ["allowed"])]
+#[tokio::test]
+#[ignore = "leaks on purpose; run by plain_tasks_spawned_while_stopping_are_seen"]
+async fn leak_plain_from_an_allowed_tasks_drop() {
+    spawn_holding(
+        "allowed",
+        SpawnsPlainOnDrop {
+            tasks: 1,
+            runs_for: None,
+        },
+    );
+}
+
+#[leak_check]
+#[tokio::test]
+#[ignore = "leaks on purpose; run by plain_tasks_spawned_while_stopping_are_seen"]
+async fn leak_plain_from_a_stragglers_drop() {
+    spawn_holding(
+        "straggler",
+        SpawnsPlainOnDrop {
+            tasks: 2,
+            runs_for: None,
+        },
+    );
+}
+
+#[test]
+fn plain_tasks_spawned_while_stopping_are_seen() {
+    let late = "spawned while the stragglers were being stopped";
+    let output = expect_failure("leak_plain_from_an_allowed_tasks_drop");
+    assert!(output.contains("leaked 1 task"), "{output}");
+    assert!(output.contains(late), "{output}");
+    let output = expect_failure("leak_plain_from_a_stragglers_drop");
+    assert!(output.contains("leaked 3 tasks"), "{output}");
+    assert!(output.contains(late), "{output}");
+    if cfg!(tokio_unstable) {
+        assert_reports(&output, 2, &site_of("plain_on_drop"));
+    } else {
+        assert!(
+            output.contains("2 tasks spawned with plain `tokio::spawn`"),
+            "{output}"
+        );
+    }
+    assert!(
+        output.contains("2 are dropped when their runtime shuts down"),
+        "{output}"
+    );
+}
+
+// Their clean twins: plain tasks spawned by Drops during cleanup that end within the grace
+// period, from an allowed task and from background work.
+#[leak_check(allow_names = ["allowed"])]
+#[tokio::test]
+async fn plain_tasks_an_allowed_tasks_drop_spawns_may_end_in_time() {
+    spawn_holding(
+        "allowed",
+        SpawnsPlainOnDrop {
+            tasks: 3,
+            runs_for: Some(Duration::from_millis(5)),
+        },
+    );
+}
+
+#[leak_check]
+#[tokio::test]
+async fn plain_tasks_background_works_drop_spawns_may_end_in_time() {
+    let on_drop = SpawnsPlainOnDrop {
+        tasks: 3,
+        runs_for: Some(Duration::from_millis(5)),
+    };
+    leak_check::spawn_background(async move {
+        let _on_drop = on_drop;
+        std::future::pending::<()>().await
+    });
+}

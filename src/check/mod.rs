@@ -230,6 +230,9 @@ impl Check {
     /// alive after it are stragglers too, added to the report (made here if the test was clean).
     async fn clean_up(&self, mut report: Option<LeakReport>, since: Instant) -> Option<LeakReport> {
         let first = self.core.enter(Phase::Stopping);
+        // Plain tasks alive before anything is stopped, as tokio counts them (see
+        // `plain_spawned_while_stopping`).
+        let plain_before = self.untracked(&first);
         if first.is_empty() && report.is_none() {
             // A clean test with nothing left: close at once. Whatever a thread with no owner of
             // its own spawned for the check in between (through tokio's hooks) is stopped too.
@@ -237,6 +240,7 @@ impl Check {
             return None;
         }
         let mut handled: HashSet<u64> = first.iter().map(|record| record.id).collect();
+        let mut stopped_background = first.iter().any(|record| record.background);
         stop(&first);
         drop(first);
         let mut late = Vec::new();
@@ -279,6 +283,7 @@ impl Check {
             let (own, others): (Vec<_>, Vec<_>) = new
                 .into_iter()
                 .partition(|record| self.is_reportable(record));
+            stopped_background |= others.iter().any(|record| record.background);
             stop(&others);
             late.extend(self.late_stragglers(own).await);
         }
@@ -291,11 +296,15 @@ impl Check {
                 record.abort();
             }
         }
-        if !late.is_empty() {
-            report
-                .get_or_insert_with(|| self.empty_report(ReportKind::Leak, since))
-                .stragglers
-                .extend(late);
+        let late_plain = self.plain_spawned_while_stopping(plain_before).await;
+        if !late.is_empty() || late_plain > 0 {
+            let report = report.get_or_insert_with(|| self.empty_report(ReportKind::Leak, since));
+            report.stragglers.extend(late);
+            report.untracked += late_plain;
+            report.untracked_late = late_plain;
+            // Without tokio's hooks, those spawned by background work's `Drop` look the same.
+            report.background_spawns_untracked |=
+                late_plain > 0 && stopped_background && !cfg!(tokio_unstable);
         }
         if let Some(report) = &mut report {
             self.say_what_became_of(report);
@@ -325,6 +334,34 @@ impl Check {
                 Some(_) => StopOutcome::Aborted,
             };
         }
+    }
+
+    /// Plain tasks that appeared on the test's runtime while cleanup stopped the check's tasks
+    /// (spawned by their `Drop`s with plain `tokio::spawn`): without `tokio_unstable`, whose
+    /// hooks give them records like any other task, tokio's count is all that shows them. Like
+    /// own tasks spawned during cleanup, they get the grace period to end; how many are still
+    /// alive after it is returned.
+    async fn plain_spawned_while_stopping(&self, before: usize) -> usize {
+        if self.runtime.is_none() {
+            return 0;
+        }
+        let new_plain = || self.untracked(&self.core.snapshot()).saturating_sub(before);
+        if new_plain() == 0 {
+            return 0;
+        }
+        let deadline = Instant::now() + self.grace;
+        self.until(None, || new_plain() == 0, || false, deadline, deadline)
+            .await;
+        // tokio's count is not strongly consistent across workers: take the least of a few reads.
+        (0..3)
+            .map(|attempt| {
+                if attempt > 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                new_plain()
+            })
+            .min()
+            .unwrap_or(0)
     }
 
     /// Own tasks spawned during cleanup: given the grace period to end; those that do not are
@@ -405,6 +442,7 @@ impl Check {
             waited: Instant::now().saturating_duration_since(since),
             stragglers: Vec::new(),
             untracked: 0,
+            untracked_late: 0,
             allowed: 0,
             untracked_blocking: 0,
             background_spawns_untracked: false,
@@ -445,6 +483,7 @@ impl Check {
             waited: now.saturating_duration_since(since),
             stragglers,
             untracked,
+            untracked_late: 0,
             allowed,
             untracked_blocking,
             background_spawns_untracked,

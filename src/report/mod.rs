@@ -162,6 +162,8 @@ pub(crate) struct LeakReport {
     pub(crate) stragglers: Vec<Straggler>,
     /// Alive tasks of the test's runtime that were not spawned through leak-check.
     pub(crate) untracked: usize,
+    /// Of `untracked`: those spawned while cleanup stopped the check's tasks.
+    pub(crate) untracked_late: usize,
     /// Stragglers left out because an allow-list names them (they are stopped all the same).
     pub(crate) allowed: usize,
     /// Plain `spawn_blocking` closures of the test's runtime still running after the body,
@@ -448,6 +450,7 @@ impl LeakReport {
                 "their spawn sites are"
             },
         )?;
+        write_spawned_during_cleanup(f, self.untracked_late, n)?;
         if self.background_spawns_untracked {
             let (them, not_leaks) = if n == 1 {
                 ("it", "it may not be a leak")
@@ -482,6 +485,21 @@ impl LeakReport {
                  LEAK_CHECK_ALLOW_UNTRACKED=1 for the run"
             )
         }
+    }
+}
+
+/// Says how many of `of` tasks were spawned while cleanup stopped the check's tasks: by a
+/// stopped task's `Drop`, or by a task not stopped yet (one stuck in a poll, one that re-spawns
+/// itself).
+fn write_spawned_during_cleanup(f: &mut Formatter<'_>, late: usize, of: usize) -> fmt::Result {
+    const SPAWNED: &str =
+        "spawned while the stragglers were being stopped (from a Drop, or by a task still running)";
+    if late == 0 {
+        Ok(())
+    } else if late == of {
+        writeln!(f, "      {SPAWNED}")
+    } else {
+        writeln!(f, "      {late} of them {SPAWNED}")
     }
 }
 
@@ -544,18 +562,7 @@ impl Group<'_> {
     /// Which members were spawned during cleanup, if any.
     fn write_late(&self, f: &mut Formatter<'_>) -> fmt::Result {
         let late = self.members.iter().filter(|s| s.late).count();
-        if late == self.members.len() {
-            writeln!(
-                f,
-                "      spawned while the stragglers were being stopped (from a Drop)"
-            )?;
-        } else if late > 0 {
-            writeln!(
-                f,
-                "      {late} of them spawned while the stragglers were being stopped (from a Drop)"
-            )?;
-        }
-        Ok(())
+        write_spawned_during_cleanup(f, late, self.members.len())
     }
 
     /// Age, polls and idle time, as ranges over the members.
@@ -839,6 +846,7 @@ pub(super) mod tests {
             waited: Duration::from_millis(100),
             stragglers,
             untracked: 0,
+            untracked_late: 0,
             allowed: 0,
             untracked_blocking: 0,
             background_spawns_untracked: false,
@@ -1338,7 +1346,7 @@ pub(super) mod tests {
         let text = render(&report(vec![late.clone()]));
         assert!(
             text.contains(
-                "\n      spawned while the stragglers were being stopped (from a Drop)\n"
+                "\n      spawned while the stragglers were being stopped (from a Drop, or by a task still running)\n"
             ),
             "{text}"
         );
@@ -1349,7 +1357,7 @@ pub(super) mod tests {
         let text = render(&report(vec![late, on_time]));
         assert!(
             text.contains(
-                "\n      1 of them spawned while the stragglers were being stopped (from a Drop)\n"
+                "\n      1 of them spawned while the stragglers were being stopped (from a Drop, or by a task still running)\n"
             ),
             "{text}"
         );
