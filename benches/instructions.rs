@@ -14,7 +14,7 @@ use std::process::Command;
 use leak_check::__private::{check_async, Options};
 
 /// Set in the environment of the runs under valgrind: `<case> <tasks>`.
-const PROBE: &str = "LEAK_CHECK_INSTRUCTIONS_PROBE";
+const PROBE: &str = "INSTRUCTIONS_BENCH_PROBE";
 
 const CASES: &[(&str, &str)] = &[
     ("tokio_spawn", "tokio_spawn"),
@@ -90,7 +90,7 @@ fn main() {
     if let Ok(probe_args) = std::env::var(PROBE) {
         let (case, tasks) = probe_args
             .split_once(' ')
-            .expect("LEAK_CHECK_INSTRUCTIONS_PROBE is `<case> <tasks>`");
+            .expect("INSTRUCTIONS_BENCH_PROBE is `<case> <tasks>`");
         probe(case.to_owned(), tasks.parse().expect("a number of tasks"));
         return;
     }

@@ -93,6 +93,12 @@ impl Args {
             }
             "timeout_ms" => {
                 let ms = millis(&meta, "timeout_ms = 30000")?;
+                if ms == 0 {
+                    return Err(syn::Error::new(
+                        span,
+                        "`timeout_ms = 0` would fail every test that waits for anything: give the longest a body may run, like `timeout_ms = 30000`, or leave it out for no limit",
+                    ));
+                }
                 set(&mut self.timeout_ms, &key, ms, span)
             }
             "allow_sites" => {
@@ -379,7 +385,12 @@ fn unhandled_panic(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
 /// into the generated code.
 fn millis(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<u64> {
     let lit: LitInt = value(meta, example)?;
-    lit.base10_parse::<u64>()
+    lit.base10_parse::<u64>().map_err(|_| {
+        syn::Error::new(
+            lit.span(),
+            format!("this takes whole milliseconds, zero or more, like `{example}`"),
+        )
+    })
 }
 
 /// A list of string literals: `["a", "b"]`.

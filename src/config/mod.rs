@@ -82,7 +82,16 @@ impl Settings {
     /// The settings of the test `test_path`, from its attribute and the environment; `Err` with
     /// a message for the test's failure when a variable has a value that means nothing.
     pub(crate) fn resolve(test_path: String, per_test: &PerTest) -> Result<Settings, String> {
-        Settings::resolve_with(test_path, per_test, |key| std::env::var(key).ok())
+        static UNKNOWN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        let unknown = UNKNOWN.get_or_init(|| {
+            unknown_variables(std::env::vars_os().map(|(name, _)| name.to_string_lossy().into()))
+        });
+        let resolved = Settings::resolve_with(test_path, per_test, |key| std::env::var(key).ok());
+        match (unknown, resolved) {
+            (None, resolved) => resolved,
+            (Some(unknown), Ok(_)) => Err(unknown.clone()),
+            (Some(unknown), Err(errors)) => Err(format!("{unknown}\n{errors}")),
+        }
     }
 
     /// The test's own arguments win over the environment; allow-lists add up. Every variable is
@@ -104,14 +113,7 @@ impl Settings {
             DURATION_EXPECTED,
             "250ms",
         );
-        let timeout = read(
-            &env,
-            errs,
-            TIMEOUT_ENV,
-            parse_duration,
-            DURATION_EXPECTED,
-            "30s",
-        );
+        let timeout = read(&env, errs, TIMEOUT_ENV, parse_limit, LIMIT_EXPECTED, "30s");
         let untracked = read(
             &env,
             errs,
@@ -157,6 +159,50 @@ impl Settings {
     }
 }
 
+/// Every variable leak-check reads.
+const VARIABLES: [&str; 7] = [
+    MODE_ENV,
+    GRACE_ENV,
+    TIMEOUT_ENV,
+    ALLOW_SITES_ENV,
+    ALLOW_NAMES_ENV,
+    ALLOW_UNTRACKED_ENV,
+    REPORT_ENV,
+];
+
+/// The error for variables among `names` that look like leak-check's (`LEAK_CHECK` in any case,
+/// first) but are none of them: a misspelt name would otherwise change nothing without a word.
+fn unknown_variables(names: impl Iterator<Item = String>) -> Option<String> {
+    let mut lines: Vec<String> = names
+        .filter(|name| {
+            name.to_ascii_uppercase().starts_with("LEAK_CHECK")
+                && !VARIABLES.contains(&name.as_str())
+        })
+        .map(|name| {
+            // The longest common start, then the nearest length.
+            let upper = name.to_ascii_uppercase();
+            let closest = VARIABLES
+                .iter()
+                .max_by_key(|known| {
+                    let common = known
+                        .bytes()
+                        .zip(upper.bytes())
+                        .take_while(|(a, b)| a == b)
+                        .count();
+                    (common, std::cmp::Reverse(known.len().abs_diff(upper.len())))
+                })
+                .expect("VARIABLES is not empty");
+            format!(
+                "leak-check: {name} is set, but leak-check reads no such variable: did you mean \
+                 {closest}? (it reads {})",
+                VARIABLES.join(", ")
+            )
+        })
+        .collect();
+    lines.sort();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
 /// Reads `key`: `None` when unset or empty, or when its value means nothing, which is then
 /// said in `errors`: the variable, its value, what is expected and an example.
 fn read<T>(
@@ -184,6 +230,8 @@ fn read<T>(
 
 const MODE_EXPECTED: &str = "fail, warn or off";
 const DURATION_EXPECTED: &str = "milliseconds or a duration with its unit (250, 250ms, 1.5s, 2m)";
+const LIMIT_EXPECTED: &str = "milliseconds or a duration with its unit (250, 250ms, 1.5s, 2m), \
+                              above zero (unset it for no limit)";
 const SWITCH_EXPECTED: &str = "1, 0, true, false, yes, no, on or off";
 
 /// `fail`, `warn` or `off`, in any case.
@@ -201,6 +249,13 @@ fn parse_duration(text: &str) -> Option<Duration> {
         return text.parse().ok().map(Duration::from_millis);
     }
     humantime::parse_duration(text).ok()
+}
+
+/// A duration as [`parse_duration`] reads it, but not zero: a hang guard of zero would fail every
+/// test that waits for anything.
+#[cfg(feature = "tracking")]
+fn parse_limit(text: &str) -> Option<Duration> {
+    parse_duration(text).filter(|limit| !limit.is_zero())
 }
 
 /// `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`, in any case.
@@ -310,13 +365,20 @@ mod tests {
             ("1 s", ms(1000)),
         ] {
             assert_eq!(parse_duration(text), Some(expected), "{text:?}");
-            // Through the environment, for both variables, with blanks around it.
+            // Through the environment, for both variables, with blanks around it (a timeout of
+            // zero is refused: see `a_timeout_of_zero_is_an_error`).
             let padded = format!(" {text}\t");
-            let env =
-                move |key: &str| (key == GRACE_ENV || key == TIMEOUT_ENV).then(|| padded.clone());
+            let zero = expected.is_zero();
+            let env = move |key: &str| {
+                (key == GRACE_ENV || (key == TIMEOUT_ENV && !zero)).then(|| padded.clone())
+            };
             let settings = resolve(&PerTest::default(), env).unwrap();
             assert_eq!(settings.grace, expected, "{GRACE_ENV}={text:?}");
-            assert_eq!(settings.timeout, Some(expected), "{TIMEOUT_ENV}={text:?}");
+            assert_eq!(
+                settings.timeout,
+                (!zero).then_some(expected),
+                "{TIMEOUT_ENV}={text:?}"
+            );
         }
         for text in [
             "1x",
@@ -380,6 +442,52 @@ mod tests {
     }
 
     #[test]
+    fn a_timeout_of_zero_is_an_error() {
+        for text in ["0", "0ms", "0s"] {
+            let env = move |key: &str| (key == TIMEOUT_ENV).then(|| text.to_owned());
+            let error = resolve(&PerTest::default(), env).unwrap_err();
+            assert!(
+                error.contains("above zero (unset it for no limit)"),
+                "{error}"
+            );
+        }
+        let env = |key: &str| (key == GRACE_ENV).then(|| "0".to_owned());
+        assert_eq!(
+            resolve(&PerTest::default(), env).unwrap().grace,
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn a_variable_that_only_looks_like_ours_is_an_error_naming_the_closest() {
+        let names = |names: &[&str]| {
+            names
+                .iter()
+                .map(|name| name.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            unknown_variables(names(&["PATH", "LEAK_CHECK", "LEAK_CHECK_GRACE_MS"]).into_iter()),
+            None
+        );
+        let error = unknown_variables(
+            names(&["LEAK_CHECK_GRACE", "leak_check", "LEAK_CHECK_ALLOW_SITE"]).into_iter(),
+        )
+        .unwrap();
+        let lines: Vec<&str> = error.lines().collect();
+        assert_eq!(lines.len(), 3, "{error}");
+        assert!(lines[0].starts_with(
+            "leak-check: LEAK_CHECK_ALLOW_SITE is set, but leak-check reads no such variable: \
+             did you mean LEAK_CHECK_ALLOW_SITES?"
+        ));
+        assert!(
+            lines[1].contains("LEAK_CHECK_GRACE is set")
+                && lines[1].contains("LEAK_CHECK_GRACE_MS?")
+        );
+        assert!(lines[2].contains("leak_check is set") && lines[2].contains("mean LEAK_CHECK?"));
+    }
+
+    #[test]
     fn empty_values_count_as_unset() {
         let env = env_of(&[
             (MODE_ENV, ""),
@@ -412,7 +520,7 @@ mod tests {
             (
                 TIMEOUT_ENV,
                 "soon",
-                r#"leak-check: LEAK_CHECK_TIMEOUT_MS="soon" is not a valid value: expected milliseconds or a duration with its unit (250, 250ms, 1.5s, 2m), such as LEAK_CHECK_TIMEOUT_MS=30s"#,
+                r#"leak-check: LEAK_CHECK_TIMEOUT_MS="soon" is not a valid value: expected milliseconds or a duration with its unit (250, 250ms, 1.5s, 2m), above zero (unset it for no limit), such as LEAK_CHECK_TIMEOUT_MS=30s"#,
             ),
             (
                 ALLOW_UNTRACKED_ENV,
