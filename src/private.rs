@@ -304,7 +304,7 @@ fn verdict<T>(finished: Finished<T>, settings: &Settings, options: Options<T>) -
         // A body that never finished has no result to return, whatever the mode.
         Finished::TimedOut(report) => (None, report),
     };
-    publish(&report, settings);
+    publish(&report, settings, options.return_instead_of_panic.is_some());
     match (outcome, settings.mode, options.return_instead_of_panic) {
         (Some(outcome), Mode::Warn, _) => {
             print_uncaptured(&format!(
@@ -340,9 +340,10 @@ fn verdict<T>(finished: Finished<T>, settings: &Settings, options: Options<T>) -
 }
 
 /// The report for machines and CI, where the environment asks for it.
-fn publish(report: &LeakReport, settings: &Settings) {
+fn publish(report: &LeakReport, settings: &Settings, expects_panic: bool) {
     if let Some(path) = &settings.report_file {
-        if let Err(error) = export::append_line(path, &export::to_json(report, settings)) {
+        let json = export::to_json(report, settings, expects_panic);
+        if let Err(error) = export::append_line(path, &json) {
             eprintln!("leak-check: cannot append to {}: {error}", path.display());
         }
     }

@@ -235,7 +235,7 @@ fn json_names_the_test_by_its_full_path_with_keys_in_order() {
     let (file_name, line, column) = site_of("leaks");
     // The crate (test binary) first, so that tests of the same name in tests/a.rs and
     // tests/b.rs, or in two modules, are told apart; the keys as the README lists them.
-    let expected_start = r#"{"test":"settings::leaks","outcome":"leaked","mode":"fail","timeout_ms":null,"waited_ms":"#;
+    let expected_start = r#"{"test":"settings::leaks","outcome":"leaked","mode":"fail","expects_panic":false,"timeout_ms":null,"waited_ms":"#;
     assert!(lines[0].starts_with(expected_start), "{}", lines[0]);
     let site_start = format!(
         r#","sites":[{{"site":"{file_name}:{line}:{column}","file":"{file_name}","line":{line},"column":{column},"count":1,"names":[],"states":{{"#
@@ -246,6 +246,7 @@ fn json_names_the_test_by_its_full_path_with_keys_in_order() {
         "\"waited_ms\"",
         "\"tasks\"",
         "\"untracked\"",
+        "\"untracked_blocking\"",
         "\"allowed\"",
         "\"sites\"",
         "\"states\"",

@@ -19,6 +19,10 @@ use syn::visit::{self, Visit};
 /// site is unknown.
 pub const UNTRACKED: &str = "(untracked tasks)";
 
+/// The file field of the entry that stands for closures started with plain `spawn_blocking`,
+/// whose site is unknown.
+pub const UNTRACKED_BLOCKING: &str = "(untracked blocking closures)";
+
 /// The function field of a spawn outside any function (a static's initialiser, say).
 pub const TOP_LEVEL: &str = "(top level)";
 
@@ -35,35 +39,43 @@ const HEADER: &str = "\
 # such text in the function). No line numbers: an entry still matches after lines above it
 # move; changing the spawn line itself, or renaming its function, makes the leak new.
 # `test | (untracked tasks)` stands for tasks spawned with plain tokio::spawn, whose site is
-# unknown without --cfg tokio_unstable.
+# unknown without --cfg tokio_unstable; `test | (untracked blocking closures)` for closures
+# started with plain spawn_blocking, still running, whose site is never known.
 ";
 
 /// One known leak: a test, and where its straggler was spawned.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Entry {
     pub test: String,
-    /// The spawn site's file as leak-check reports it, or [`UNTRACKED`].
+    /// The spawn site's file as leak-check reports it, or [`UNTRACKED`] or
+    /// [`UNTRACKED_BLOCKING`].
     pub file: String,
-    /// The function that holds the spawn (empty for [`UNTRACKED`]).
+    /// The function that holds the spawn (empty for the untracked ones).
     pub function: String,
-    /// The spawn call's text (empty for [`UNTRACKED`]).
+    /// The spawn call's text (empty for the untracked ones).
     pub call: String,
 }
 
 impl Entry {
-    pub fn untracked(test: &str) -> Entry {
+    /// The entry for the test's tasks or closures (`file`: [`UNTRACKED`] or
+    /// [`UNTRACKED_BLOCKING`]) whose site is unknown.
+    pub fn untracked(test: &str, file: &str) -> Entry {
         Entry {
             test: test.to_owned(),
-            file: UNTRACKED.to_owned(),
+            file: file.to_owned(),
             function: String::new(),
             call: String::new(),
         }
     }
 
+    fn is_untracked(&self) -> bool {
+        self.file == UNTRACKED || self.file == UNTRACKED_BLOCKING
+    }
+
     /// The entry as its line in the file.
     pub fn to_line(&self) -> String {
-        if self.file == UNTRACKED {
-            format!("{}{SEPARATOR}{UNTRACKED}", self.test)
+        if self.is_untracked() {
+            format!("{}{SEPARATOR}{}", self.test, self.file)
         } else {
             [self.test.as_str(), &self.file, &self.function, &self.call].join(SEPARATOR)
         }
@@ -73,8 +85,11 @@ impl Entry {
         let mut fields = line.splitn(4, SEPARATOR).map(str::trim);
         let test = fields.next().filter(|t| !t.is_empty())?;
         let file = fields.next().filter(|f| !f.is_empty())?;
-        if file == UNTRACKED {
-            return fields.next().is_none().then(|| Entry::untracked(test));
+        if file == UNTRACKED || file == UNTRACKED_BLOCKING {
+            return fields
+                .next()
+                .is_none()
+                .then(|| Entry::untracked(test, file));
         }
         let function = fields.next().filter(|f| !f.is_empty())?;
         let call = fields.next().filter(|c| !c.is_empty())?;
@@ -393,7 +408,8 @@ fn helper() {
                 function: "net::Client::connect".into(),
                 call: "tokio::spawn(async move { a | b })".into(),
             },
-            Entry::untracked("client::plain"),
+            Entry::untracked("client::plain", UNTRACKED),
+            Entry::untracked("client::closures", UNTRACKED_BLOCKING),
         ];
         for entry in entries {
             assert_eq!(Entry::parse(&entry.to_line()), Some(entry.clone()));

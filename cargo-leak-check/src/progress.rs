@@ -110,7 +110,7 @@ impl Progress {
 
     fn counts(&self) -> String {
         format!(
-            "{} passed, {} failed, {} leaked",
+            "{} passed, {} failed, {} leak reports",
             self.passed, self.failed, self.leaked
         )
     }

@@ -18,12 +18,17 @@ pub struct Report {
     pub outcome: String,
     /// `fail` or `warn`.
     pub mode: String,
+    /// A `#[should_panic]` test: a leak fails it by returning normally, so its own panic is no
+    /// other failure.
+    pub expects_panic: bool,
     /// The hang guard that stopped the test, for `timed_out`.
     pub timeout_ms: Option<u64>,
     /// Tasks still alive, in all.
     pub tasks: u64,
     /// Of which spawned with plain `tokio::spawn`, whose sites are unknown.
     pub untracked: u64,
+    /// Of which closures started with plain `spawn_blocking`, still running, sites unknown.
+    pub untracked_blocking: u64,
     /// The spawn sites of the stragglers.
     pub sites: Vec<Site>,
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use crate::baseline::{Baseline, Entry, Sources, Spawn};
+use crate::baseline::{Baseline, Entry, Sources, Spawn, UNTRACKED, UNTRACKED_BLOCKING};
 use crate::outcome::Outcome;
 use crate::report::Report;
 
@@ -320,6 +320,10 @@ impl Summary {
 const UNTRACKED_SITE: &str =
     "plain tokio::spawn, site unknown (build with --cfg tokio_unstable to see it)";
 
+/// The pseudo-site of closures started with plain `spawn_blocking`, whose site is never known.
+const UNTRACKED_BLOCKING_SITE: &str =
+    "plain spawn_blocking, site unknown (spawn it with leak_check::spawn_blocking to see it)";
+
 /// What the reports of a run say, test by test, before it is grouped by site.
 struct Collected {
     /// One leak per test and site; a test reported twice (a retry) counts once.
@@ -328,6 +332,8 @@ struct Collected {
     timed_out: BTreeMap<String, Option<u64>>,
     /// Each site's function and spawn call, read from its source once.
     spawns: BTreeMap<String, Option<Spawn>>,
+    /// `#[should_panic]` tests, whose own panic is expected: a leak alone fails them.
+    expect_panics: BTreeSet<String>,
 }
 
 impl Collected {
@@ -336,8 +342,12 @@ impl Collected {
             leaks: BTreeMap::new(),
             timed_out: BTreeMap::new(),
             spawns: BTreeMap::new(),
+            expect_panics: BTreeSet::new(),
         };
         for report in reports {
+            if report.expects_panic {
+                collected.expect_panics.insert(report.test.clone());
+            }
             if report.timed_out() {
                 collected
                     .timed_out
@@ -366,16 +376,25 @@ impl Collected {
                 };
                 merge(&mut collected.leaks, site.site.clone(), leak);
             }
-            if report.untracked > 0 {
-                let leak = Leak {
-                    test: report.test.clone(),
-                    tasks: report.untracked,
-                    states: BTreeMap::new(),
-                    chains: Vec::new(),
-                    names: Vec::new(),
-                    entry: Entry::untracked(&report.test),
-                };
-                merge(&mut collected.leaks, UNTRACKED_SITE.to_owned(), leak);
+            for (tasks, site, file) in [
+                (report.untracked, UNTRACKED_SITE, UNTRACKED),
+                (
+                    report.untracked_blocking,
+                    UNTRACKED_BLOCKING_SITE,
+                    UNTRACKED_BLOCKING,
+                ),
+            ] {
+                if tasks > 0 {
+                    let leak = Leak {
+                        test: report.test.clone(),
+                        tasks,
+                        states: BTreeMap::new(),
+                        chains: Vec::new(),
+                        names: Vec::new(),
+                        entry: Entry::untracked(&report.test, file),
+                    };
+                    merge(&mut collected.leaks, site.to_owned(), leak);
+                }
             }
         }
         collected
@@ -396,8 +415,11 @@ impl Collected {
         for id in &outcome.failed {
             let full = id.full();
             let leaked = leaked(&full) || leaked(&id.name);
-            // A test that leaked fails for that alone, unless its own panic came first.
-            if leaked && !outcome.panicked_otherwise(id) {
+            let expects_panic =
+                self.expect_panics.contains(&full) || self.expect_panics.contains(&id.name);
+            // A test that leaked fails for that alone, unless its own panic came first (a
+            // `#[should_panic]` test's own panic is expected: only the leak fails it).
+            if leaked && (expects_panic || !outcome.panicked_otherwise(id)) {
                 continue;
             }
             let timeout = self
@@ -606,4 +628,78 @@ fn span(text: &str) -> String {
 /// Plain text inside a table cell.
 fn cell(text: &str) -> String {
     text.replace('|', "\\|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{OutputParser, Runner};
+
+    /// A run of `tests/t.rs` where `expects_panic` (a `#[should_panic]` test) panicked, as it
+    /// should, and leaked, and `closures` left a plain `spawn_blocking` closure running.
+    const OUTPUT: &str = "\
+     Running tests/t.rs (/w/target/debug/deps/t-bc18e88424c06f22)
+
+running 3 tests
+test expects_panic - should panic ... FAILED
+test closures ... FAILED
+test panics ... FAILED
+
+failures:
+
+---- expects_panic stdout ----
+thread 'expects_panic' panicked at tests/t.rs:4:5:
+as expected
+leak-check: test `expects_panic` leaked 1 task (still alive 100 ms after the body returned)
+note: test did not panic as expected
+---- closures stdout ----
+thread 'closures' panicked at tests/t.rs:9:1:
+leak-check: test `closures` leaked 1 task (still alive 100 ms after the body returned)
+---- panics stdout ----
+thread 'panics' panicked at tests/t.rs:14:5:
+its own failure
+
+failures:
+    expects_panic
+    closures
+    panics
+
+test result: FAILED. 0 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.10s
+";
+
+    fn report(json: &str) -> Report {
+        serde_json::from_str(json).unwrap()
+    }
+
+    /// A `#[should_panic]` test's own panic is no other failure: the leak alone failed it. A
+    /// plain `spawn_blocking` closure is a leak, at a site of its own.
+    #[test]
+    fn should_panic_tests_and_plain_closures_are_leaks() {
+        let mut parser = OutputParser::new(Runner::Cargo);
+        for line in OUTPUT.lines() {
+            parser.line(line);
+        }
+        let outcome = parser.finish(Some("exit status: 101".into()));
+        let reports = [
+            report(
+                r#"{"test":"t::expects_panic","outcome":"leaked","expects_panic":true,"tasks":1,
+                    "sites":[{"site":"tests/t.rs:3:5","count":1}]}"#,
+            ),
+            report(
+                r#"{"test":"t::closures","outcome":"leaked","tasks":1,"untracked_blocking":1,
+                    "sites":[]}"#,
+            ),
+        ];
+        let mut sources = Sources::new(std::path::PathBuf::from("/nowhere"));
+        let summary = Summary::build(&reports, None, Some(&outcome), &mut sources);
+        assert_eq!(summary.other_failures, ["t::panics"]);
+        assert_eq!(summary.leaking_tests, 2);
+        assert!(summary
+            .sites
+            .iter()
+            .any(|row| row.site == UNTRACKED_BLOCKING_SITE && row.tests == ["t::closures"]));
+        assert!(summary
+            .entries
+            .contains(&Entry::untracked("t::closures", UNTRACKED_BLOCKING)));
+    }
 }

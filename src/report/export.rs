@@ -18,10 +18,14 @@ pub(crate) struct JsonReport<'a> {
     test: &'a str,
     outcome: &'static str,
     mode: &'static str,
+    /// A `#[should_panic]` test, which a leak fails by returning normally: its own panic is no
+    /// other failure.
+    expects_panic: bool,
     timeout_ms: Option<u64>,
     waited_ms: u64,
     tasks: usize,
     untracked: usize,
+    untracked_blocking: usize,
     allowed: usize,
     sites: Vec<JsonSite>,
 }
@@ -56,7 +60,11 @@ impl Serialize for JsonStates {
 }
 
 /// The report as one JSON object (the README documents the schema).
-pub(crate) fn to_json<'a>(report: &'a LeakReport, settings: &'a Settings) -> JsonReport<'a> {
+pub(crate) fn to_json<'a>(
+    report: &'a LeakReport,
+    settings: &'a Settings,
+    expects_panic: bool,
+) -> JsonReport<'a> {
     let (outcome, timeout_ms) = match report.kind {
         ReportKind::Leak => ("leaked", None),
         ReportKind::Timeout(limit) => ("timed_out", Some(millis(limit))),
@@ -65,10 +73,12 @@ pub(crate) fn to_json<'a>(report: &'a LeakReport, settings: &'a Settings) -> Jso
         test: &settings.test_path,
         outcome,
         mode: settings.mode.as_str(),
+        expects_panic,
         timeout_ms,
         waited_ms: millis(report.waited),
         tasks: report.total(),
         untracked: report.untracked,
+        untracked_blocking: report.untracked_blocking,
         allowed: report.allowed,
         sites: report.groups().iter().map(json_site).collect(),
     }
@@ -302,10 +312,12 @@ mod tests {
             test: "client::tests::get_set",
             outcome: "leaked",
             mode: "fail",
+            expects_panic: false,
             timeout_ms: None,
             waited_ms: 100,
             tasks: 3,
             untracked: 1,
+            untracked_blocking: 0,
             allowed: 0,
             sites: vec![JsonSite {
                 site: "src/push.rs:42:13".into(),
@@ -323,7 +335,8 @@ mod tests {
             serde_json::to_string(&report).unwrap(),
             concat!(
                 r#"{"test":"client::tests::get_set","outcome":"leaked","mode":"fail","#,
-                r#""timeout_ms":null,"waited_ms":100,"tasks":3,"untracked":1,"allowed":0,"#,
+                r#""expects_panic":false,"timeout_ms":null,"waited_ms":100,"tasks":3,"#,
+                r#""untracked":1,"untracked_blocking":0,"allowed":0,"#,
                 r#""sites":[{"site":"src/push.rs:42:13","file":"src/push.rs","line":42,"#,
                 r#""column":13,"count":2,"names":["push-worker"],"#,
                 r#""states":{"stranded":1,"waiting":1},"#,
