@@ -33,6 +33,8 @@ pub struct Options<T> {
     /// Shows the error a test returned, if it returned one (see [`ResultOf`]), so that a leak
     /// report does not hide it. Unset where the return type cannot be named (`impl Trait`).
     describe_error: Option<fn(&T) -> Option<String>>,
+    /// A checked sync function without a test attribute of its own: a helper a test calls.
+    helper: bool,
 }
 
 impl<T> Options<T> {
@@ -44,7 +46,15 @@ impl<T> Options<T> {
             per_test: PerTest::default(),
             return_instead_of_panic: None,
             describe_error: None,
+            helper: false,
         }
+    }
+
+    /// Marks a checked sync helper (no test attribute of its own): its report names the test
+    /// that called it, as libtest names the thread it runs the test on.
+    pub fn helper(mut self) -> Self {
+        self.helper = true;
+        self
     }
 
     /// The test's own grace period.
@@ -86,18 +96,45 @@ impl<T> Options<T> {
     }
 
     /// The name libtest shows: the module path without the crate, then the function. The
-    /// human report uses it: it is what `cargo test` prints and filters by.
+    /// human report uses it: it is what `cargo test` prints and filters by. libtest runs each
+    /// test on a thread of that name, which says more where it differs: the case of an
+    /// attribute that makes several tests of one function (`my_test::case_1`), or, for a
+    /// helper, the test that called it.
     fn test_name(&self) -> String {
+        let own = self.own_name();
+        let thread = std::thread::current();
+        match thread.name() {
+            Some(test) if self.runs_as(test, &own) => test.to_owned(),
+            _ => own,
+        }
+    }
+
+    /// The function's own name, as libtest would name it as a test.
+    fn own_name(&self) -> String {
         match self.module_path.split_once("::") {
             Some((_crate, path)) => format!("{path}::{}", self.name),
             None => self.name.to_owned(),
         }
     }
 
+    /// Whether the thread named `thread` runs this test (named `own` by its function).
+    fn runs_as(&self, thread: &str, own: &str) -> bool {
+        let case_of_own = thread
+            .strip_prefix(own)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"));
+        // A helper's caller: a test thread, not the main thread nor a runtime's own.
+        let a_test = thread != "main" && !thread.starts_with("tokio-");
+        case_of_own || (self.helper && a_test)
+    }
+
     /// The full path, crate (test binary) first: `client::tests::get_set`. The JSON report uses
     /// it, where tests of several binaries with the same name must be told apart.
     fn test_path(&self) -> String {
-        format!("{}::{}", self.module_path, self.name)
+        let krate = self
+            .module_path
+            .split_once("::")
+            .map_or(self.module_path, |(krate, _)| krate);
+        format!("{krate}::{}", self.test_name())
     }
 
     /// The test's settings; when the environment holds a value that means nothing, the test
@@ -125,8 +162,12 @@ impl<T> Options<T> {
         settings: &Settings,
         own_runtime: Option<(&tokio::runtime::Handle, u64)>,
     ) -> Check {
+        let test = self.test_name();
+        // A helper called by a test names both; a helper called elsewhere is named alone.
+        let helper = (self.helper && test != self.own_name()).then_some(self.name);
         Check::begin(
-            self.test_name(),
+            test,
+            helper,
             settings.grace,
             settings.allow.clone(),
             own_runtime,

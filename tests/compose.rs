@@ -42,10 +42,33 @@ async fn rstest_leak(#[case] n: u32) {
     });
 }
 
+// Written above `#[rstest]`, the check is the same for every case, and each case's report is
+// named after the case (libtest's name for its thread).
+#[leak_check]
+#[rstest]
+#[case(4)]
+#[case(5)]
+#[tokio::test]
+#[ignore = "leaks on purpose; run by rstest_leaks_are_caught"]
+async fn rstest_leak_above(#[case] n: u32) {
+    // site(rstest_above): leak_check::spawn
+    leak_check::spawn(async move {
+        let _keep = n;
+        std::future::pending::<()>().await
+    });
+}
+
 #[test]
 fn rstest_leaks_are_caught() {
     let output = expect_failure("rstest_leak::case_1");
     assert_reports(&output, 1, &site_of("rstest"));
+    assert!(output.contains("test `rstest_leak::case_1` leaked"), "{output}");
+    let output = expect_failure("rstest_leak_above::case_2");
+    assert_reports(&output, 1, &site_of("rstest_above"));
+    assert!(
+        output.contains("test `rstest_leak_above::case_2` leaked"),
+        "{output}"
+    );
 }
 
 // --- serial_test: tests that need the process to themselves --------------------------------

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use leak_check::leak_check;
 use once_cell::sync::Lazy;
-use support::{assert_reports, expect_failure, site, SHARED};
+use support::{assert_reports, expect_failure, run_tests, site, SHARED};
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 
@@ -251,14 +251,31 @@ fn leak_in_nested_helper() {
     helper_that_leaks();
 }
 
+/// The report names the test that called the helper (libtest's name for the thread), and the
+/// helper; so does the JSON report, by the test's full path.
 #[test]
 fn nested_helpers_report_their_own_leaks() {
     let output = expect_failure("leak_in_nested_helper");
     assert!(
-        output.contains("test `helper_that_leaks` leaked 1 task"),
+        output.contains(
+            "test `leak_in_nested_helper` leaked 1 task in its checked helper `helper_that_leaks`"
+        ),
         "{output}"
     );
     assert_reports(&output, 1, &site_of("helper"));
+    let file = std::env::temp_dir().join(format!("leak-check-helper-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let run = run_tests(
+        &["--ignored", "--exact", "leak_in_nested_helper"],
+        &[("LEAK_CHECK_REPORT", file.to_str().unwrap())],
+    );
+    assert!(!run.passed);
+    let json = std::fs::read_to_string(&file).unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        json.starts_with(r#"{"test":"corners::leak_in_nested_helper","#),
+        "{json}"
+    );
 }
 
 // Two tests leaking at once: each report is whole, and under its own test.

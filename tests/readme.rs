@@ -311,11 +311,19 @@ fn the_fixed_twin_passes() {
 
 #[test]
 fn the_demo_prints_the_report_the_readme_shows() {
-    // The demo's report, as `main` prints it: the panic message of its leaky scenario.
+    // The demo's report, as `main` prints it: the panic message of its leaky scenario. Called
+    // from a thread of no test (a test's thread would name the test as the caller of the demo's
+    // checked functions).
     let hook = panic::take_hook();
     panic::set_hook(Box::new(|_| {}));
-    let leaky = panic::catch_unwind(demo::leaky_service_sends_a_burst);
-    let fixed = panic::catch_unwind(demo::fixed_service_sends_a_burst);
+    let (leaky, fixed) = std::thread::spawn(|| {
+        (
+            panic::catch_unwind(demo::leaky_service_sends_a_burst),
+            panic::catch_unwind(demo::fixed_service_sends_a_burst),
+        )
+    })
+    .join()
+    .unwrap();
     panic::set_hook(hook);
     assert!(fixed.is_ok(), "the fixed service must not leak");
     let payload = leaky.expect_err("the leaky service must leak");

@@ -79,6 +79,10 @@ fn options(test: &Test, function: &ItemFn) -> TokenStream {
         quote!(.allow_untracked(#allow))
     });
     let expects_panic = test.expects_panic.then(|| quote!(.expects_panic()));
+    // A sync function without a test attribute is a helper a test calls (or a test whose
+    // `#[test]`, written above, has expanded already).
+    let helper =
+        (matches!(test.form, Form::Sync) && test.test_attr_at.is_none()).then(|| quote!(.helper()));
     // Whatever the test returns is its result: a `Result` error it returned shows beside the
     // report. Which types are results is left to `__private`, which tells them apart by the
     // concrete type here (a return type that is `impl Trait` cannot be named, nor be a `Result`).
@@ -93,7 +97,7 @@ fn options(test: &Test, function: &ItemFn) -> TokenStream {
     });
     quote! {
         ::leak_check::__private::Options::new(::core::module_path!(), #name)
-            #grace #timeout #sites #names #untracked #expects_panic #describe_error
+            #grace #timeout #sites #names #untracked #expects_panic #helper #describe_error
     }
 }
 

@@ -34,6 +34,8 @@ const MAX_CLEANUP_ROUNDS: usize = 64;
 pub(crate) struct Check {
     core: Arc<CheckCore>,
     test: String,
+    /// The checked helper the check is for, when a test called one (see `LeakReport::helper`).
+    helper: Option<&'static str>,
     grace: Duration,
     allow: AllowList,
     runtime: Option<RuntimeCount>,
@@ -53,6 +55,7 @@ impl Check {
     /// token: its tasks are then counted even when spawned with plain `tokio::spawn`.
     pub(crate) fn begin(
         test: String,
+        helper: Option<&'static str>,
         grace: Duration,
         allow: AllowList,
         own_runtime: Option<(&Handle, u64)>,
@@ -69,6 +72,7 @@ impl Check {
         Check {
             core: Arc::new(CheckCore::new()),
             test,
+            helper,
             grace,
             allow,
             runtime,
@@ -439,6 +443,7 @@ impl Check {
         LeakReport {
             kind,
             test: self.test.clone(),
+            helper: self.helper,
             waited: Instant::now().saturating_duration_since(since),
             stragglers: Vec::new(),
             untracked: 0,
@@ -480,6 +485,7 @@ impl Check {
         LeakReport {
             kind,
             test: self.test.clone(),
+            helper: self.helper,
             waited: now.saturating_duration_since(since),
             stragglers,
             untracked,

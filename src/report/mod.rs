@@ -158,6 +158,9 @@ pub(crate) enum ReportKind {
 pub(crate) struct LeakReport {
     pub(crate) kind: ReportKind,
     pub(crate) test: String,
+    /// The checked helper (a sync `#[leak_check]` function without a test attribute) whose
+    /// check this is, called by `test`.
+    pub(crate) helper: Option<&'static str>,
     pub(crate) waited: Duration,
     pub(crate) stragglers: Vec<Straggler>,
     /// Alive tasks of the test's runtime that were not spawned through leak-check.
@@ -367,9 +370,12 @@ impl Display for LeakReport {
         match self.kind {
             ReportKind::Leak => writeln!(
                 f,
-                "leak-check: test `{}` leaked {} (still alive {} after the body returned)",
+                "leak-check: test `{}` leaked {}{} (still alive {} after the body returned)",
                 self.test,
                 plural(self.total(), "task"),
+                self.helper
+                    .map(|helper| format!(" in its checked helper `{helper}`"))
+                    .unwrap_or_default(),
                 Human(self.waited)
             )?,
             ReportKind::Timeout(limit) => writeln!(
@@ -843,6 +849,7 @@ pub(super) mod tests {
         LeakReport {
             kind: ReportKind::Leak,
             test: "t".into(),
+            helper: None,
             waited: Duration::from_millis(100),
             stragglers,
             untracked: 0,
