@@ -40,7 +40,17 @@ pub(crate) fn expand(test: Test, mut function: ItemFn) -> TokenStream {
     let attrs = attributes(&test);
     let vis = &function.vis;
     let sig = &function.sig;
+    let body = in_braces_of(&function.block, body);
     quote!(#(#attrs)* #vis #sig #body)
+}
+
+/// `body` (one block) in braces that carry the spans of the function's own: the function then
+/// stays the user's for rustc's lints, so that a checked function nothing calls (a sync test
+/// whose `#[test]` was forgotten) is still reported as never used.
+fn in_braces_of(block: &syn::Block, body: TokenStream) -> TokenStream {
+    let mut braces = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, body);
+    braces.set_span(block.brace_token.span.join());
+    braces.into_token_stream()
 }
 
 /// The kept attributes, with the standard test attribute where the old one stood.
