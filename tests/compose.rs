@@ -62,7 +62,10 @@ async fn rstest_leak_above(#[case] n: u32) {
 fn rstest_leaks_are_caught() {
     let output = expect_failure("rstest_leak::case_1");
     assert_reports(&output, 1, &site_of("rstest"));
-    assert!(output.contains("test `rstest_leak::case_1` leaked"), "{output}");
+    assert!(
+        output.contains("test `rstest_leak::case_1` leaked"),
+        "{output}"
+    );
     let output = expect_failure("rstest_leak_above::case_2");
     assert_reports(&output, 1, &site_of("rstest_above"));
     assert!(

@@ -119,6 +119,32 @@ pub(crate) fn analyze(mut args: Args, function: &ItemFn) -> syn::Result<Test> {
         None => is_async,
         Some(_) => true,
     };
+    // Another attribute may give the arguments (rstest's cases and fixtures): only where none
+    // but these could is the error ours to give.
+    let inert = |attr: &Attribute| {
+        attr.path().segments.last().is_some_and(|last| {
+            [
+                "doc",
+                "allow",
+                "warn",
+                "deny",
+                "expect",
+                "ignore",
+                "should_panic",
+                "cfg",
+                "serial",
+                "parallel",
+            ]
+            .iter()
+            .any(|name| last.ident == name)
+        })
+    };
+    if needs_test_attr && !function.sig.inputs.is_empty() && kept.iter().all(inert) {
+        return Err(syn::Error::new_spanned(
+            &function.sig.inputs,
+            "a test takes no arguments: make the values inside its body, or let `#[rstest]` (written above, with its `#[case]`s or fixtures) pass them in",
+        ));
+    }
     if !needs_test_attr {
         // The foreign attribute stays where it was.
         if let (Some(at), Some((_, attr))) = (test_attr_at, &test_attr) {
