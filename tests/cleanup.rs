@@ -497,6 +497,22 @@ async fn plain_tasks_an_allowed_tasks_drop_spawns_may_end_in_time() {
     );
 }
 
+// A plain task that background work's Drop spawns is background work too, however long it
+// lives: with tokio_unstable its hooks say so; without them it cannot be told from the test's
+// own, and is not held against the test.
+#[leak_check]
+#[tokio::test]
+async fn plain_tasks_background_works_drop_spawns_are_background_work() {
+    let on_drop = SpawnsPlainOnDrop {
+        tasks: 2,
+        runs_for: None,
+    };
+    leak_check::spawn_background(async move {
+        let _on_drop = on_drop;
+        std::future::pending::<()>().await
+    });
+}
+
 #[leak_check]
 #[tokio::test]
 async fn plain_tasks_background_works_drop_spawns_may_end_in_time() {
