@@ -197,7 +197,7 @@ impl Builder {
         F::Output: Send + 'static,
     {
         #[cfg(feature = "tracking")]
-        let future = match self.track(future, TaskKind::Async, Bound::here()) {
+        let future = match self.track(future, TaskKind::Async, None) {
             Ok((task, record)) => {
                 let join = {
                     let _tracked = SpawningTracked::begin();
@@ -219,7 +219,7 @@ impl Builder {
         F::Output: Send + 'static,
     {
         #[cfg(feature = "tracking")]
-        let future = match self.track(future, TaskKind::Async, Bound::Runtime(handle.id())) {
+        let future = match self.track(future, TaskKind::Async, Some(handle)) {
             Ok((task, record)) => {
                 let join = {
                     let _tracked = SpawningTracked::begin();
@@ -241,7 +241,7 @@ impl Builder {
         R: Send + 'static,
     {
         #[cfg(feature = "tracking")]
-        if let Some((registration, record)) = self.register(TaskKind::Blocking, Bound::here()) {
+        if let Some((registration, record)) = self.register(TaskKind::Blocking, None) {
             let task = tracked::Blocking::new(registration, f);
             let join = {
                 let _tracked = SpawningTracked::begin();
@@ -262,9 +262,7 @@ impl Builder {
         R: Send + 'static,
     {
         #[cfg(feature = "tracking")]
-        if let Some((registration, record)) =
-            self.register(TaskKind::Blocking, Bound::Runtime(handle.id()))
-        {
+        if let Some((registration, record)) = self.register(TaskKind::Blocking, Some(handle)) {
             let task = tracked::Blocking::new(registration, f);
             let join = {
                 let _tracked = SpawningTracked::begin();
@@ -284,7 +282,7 @@ impl Builder {
         F::Output: 'static,
     {
         #[cfg(feature = "tracking")]
-        let future = match self.track(future, TaskKind::Local, Bound::here()) {
+        let future = match self.track(future, TaskKind::Local, None) {
             Ok((task, record)) => {
                 let join = {
                     let _tracked = SpawningTracked::begin();
@@ -306,7 +304,7 @@ impl Builder {
         T: Send + 'static,
     {
         #[cfg(feature = "tracking")]
-        let future = match self.track(future, TaskKind::Async, Bound::here()) {
+        let future = match self.track(future, TaskKind::Async, None) {
             Ok((task, record)) => {
                 let abort = {
                     let _tracked = SpawningTracked::begin();
@@ -329,21 +327,27 @@ impl Builder {
         self,
         future: F,
         kind: TaskKind,
-        bound: Bound,
+        onto: Option<&Handle>,
     ) -> Result<(Tracked<F>, Arc<TaskRecord>), F> {
-        match self.register(kind, bound) {
+        match self.register(kind, onto) {
             Some((registration, record)) => Ok((Tracked::new(future, registration), record)),
             None => Err(future),
         }
     }
 
-    /// Records a task about to be spawned here, if a check owns this place; gives its
-    /// registration and its record (to keep tokio's abort handle in once the spawn gives it).
+    /// Records a task about to be spawned here onto `onto` (`None`: the current runtime), if a
+    /// check owns this place; gives its registration and its record (to keep tokio's abort
+    /// handle in once the spawn gives it).
     #[cfg(feature = "tracking")]
     #[track_caller]
-    fn register(self, kind: TaskKind, bound: Bound) -> Option<(Registration, Arc<TaskRecord>)> {
+    fn register(
+        self,
+        kind: TaskKind,
+        onto: Option<&Handle>,
+    ) -> Option<(Registration, Arc<TaskRecord>)> {
         let site = std::panic::Location::caller();
         owner::with_current(|owner| {
+            let bound = Bound::of(onto);
             let record = TaskRecord::new(owner, site, self.name, kind, bound, self.background);
             let registration = Registration::new(owner.check(), record);
             let record = registration

@@ -288,6 +288,13 @@ fn spawn_where_nothing_runs_it() {
     leak_check::Builder::new()
         .name("elsewhere")
         .spawn_on(std::future::pending::<()>(), UNDRIVEN.handle());
+    {
+        // Spawned onto the runtime entered here, not the thread's own.
+        let _entered = UNDRIVEN.enter();
+        leak_check::Builder::new()
+            .name("elsewhere")
+            .spawn(std::future::pending::<()>());
+    }
     leak_check::Builder::new()
         .name("elsewhere")
         .spawn_blocking_on(|| (), UNDRIVEN.handle());

@@ -94,16 +94,25 @@ pub(crate) struct Origin {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Bound {
     /// The runtime whose threads carry this token (see `owner::runtime_token`; 0: a runtime
-    /// leak-check did not build): a spawn onto the runtime of the spawning thread.
+    /// leak-check did not build): a plain task seen by that runtime's hooks.
     Token(u64),
-    /// The runtime behind the handle the spawn was given.
+    /// The runtime behind the handle the spawn was given, or the current one, where tokio
+    /// spawns (which need not be the thread's own: a runtime entered with `Handle::enter`).
     Runtime(tokio::runtime::Id),
 }
 
 impl Bound {
-    /// The runtime of the spawning thread.
-    pub(crate) fn here() -> Self {
-        Bound::Token(super::owner::runtime_token())
+    /// The runtime a spawn onto `handle`, or onto the current runtime for `None`, puts its task
+    /// on. Without a current runtime (the spawn is about to panic, or a blocking closure is
+    /// spawned from a thread of no runtime), the thread's token.
+    pub(crate) fn of(handle: Option<&tokio::runtime::Handle>) -> Self {
+        match handle {
+            Some(handle) => Bound::Runtime(handle.id()),
+            None => tokio::runtime::Handle::try_current().map_or_else(
+                |_| Bound::Token(super::owner::runtime_token()),
+                |current| Bound::Runtime(current.id()),
+            ),
+        }
     }
 }
 
