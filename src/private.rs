@@ -104,8 +104,8 @@ impl<T> Options<T> {
         let own = self.own_name();
         let thread = std::thread::current();
         match thread.name() {
-            Some(test) if self.runs_as(test, &own) => test.to_owned(),
-            _ => own,
+            Some(case) if is_case_of(case, &own) => case.to_owned(),
+            _ => self.caller().unwrap_or(own),
         }
     }
 
@@ -117,24 +117,41 @@ impl<T> Options<T> {
         }
     }
 
-    /// Whether the thread named `thread` runs this test (named `own` by its function).
-    fn runs_as(&self, thread: &str, own: &str) -> bool {
-        let case_of_own = thread
-            .strip_prefix(own)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"));
-        // A helper's caller: a test thread, not the main thread nor a runtime's own.
-        let a_test = thread != "main" && !thread.starts_with("tokio-");
-        case_of_own || (self.helper && a_test)
+    /// For a helper, the test that called it: the name of a thread that reads as a test's path
+    /// (`tests::get_set`; not `main`, nor a thread a runtime or the user named `db-writer`).
+    fn caller(&self) -> Option<String> {
+        if !self.helper {
+            return None;
+        }
+        let thread = std::thread::current();
+        let name = thread.name()?;
+        let reads_as_a_path = name.split("::").all(|part| {
+            part.chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+                && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+        });
+        (reads_as_a_path && name != "main" && name != self.own_name()).then(|| name.to_owned())
     }
 
     /// The full path, crate (test binary) first: `client::tests::get_set`. The JSON report uses
-    /// it, where tests of several binaries with the same name must be told apart.
+    /// it, where tests of several binaries with the same name must be told apart. A helper's
+    /// caller is named with the crate of the test binary running, which need not be the
+    /// helper's (a helper in a shared test-support crate).
     fn test_path(&self) -> String {
-        let krate = self
-            .module_path
-            .split_once("::")
-            .map_or(self.module_path, |(krate, _)| krate);
-        format!("{krate}::{}", self.test_name())
+        let own_crate = || {
+            self.module_path
+                .split_once("::")
+                .map_or(self.module_path, |(krate, _)| krate)
+                .to_owned()
+        };
+        match self.caller() {
+            Some(caller) => format!(
+                "{}::{caller}",
+                test_binary_crate().unwrap_or_else(own_crate)
+            ),
+            None => format!("{}::{}", own_crate(), self.test_name()),
+        }
     }
 
     /// The test's settings; when the environment holds a value that means nothing, the test
@@ -164,7 +181,7 @@ impl<T> Options<T> {
     ) -> Check {
         let test = self.test_name();
         // A helper called by a test names both; a helper called elsewhere is named alone.
-        let helper = (self.helper && test != self.own_name()).then_some(self.name);
+        let helper = self.caller().map(|_| self.name);
         Check::begin(
             test,
             helper,
@@ -173,6 +190,22 @@ impl<T> Options<T> {
             own_runtime,
         )
     }
+}
+
+/// Whether the thread name `thread` is the test `own`, or a case of it (`own::case_1`).
+fn is_case_of(thread: &str, own: &str) -> bool {
+    thread
+        .strip_prefix(own)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+}
+
+/// The crate of the test binary running, from its file name (`client-0123abcd`, as cargo names
+/// test binaries), if it has one.
+fn test_binary_crate() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let stem = exe.file_stem()?.to_str()?;
+    let (krate, _hash) = stem.rsplit_once('-')?;
+    Some(krate.to_owned())
 }
 
 impl Options<()> {
@@ -300,7 +333,7 @@ pub fn check_sync<T>(options: Options<T>, body: impl FnOnce() -> T) -> T {
             "leak-check: `{}` is not checked: it runs on a thread of a current-thread runtime, \
              which cannot run its tasks while a check waits for them. Check the enclosing test \
              instead, or call it outside the runtime.\n",
-            options.test_name()
+            options.own_name()
         ));
         return body();
     }
@@ -496,5 +529,49 @@ impl<F: Future> Future for Guarded<F> {
             (Ok(_), Err(payload)) => Err(payload),
             (result, _) => result,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The name `options` gives, from a thread named `thread` (libtest names a test's thread
+    /// after the test).
+    fn named_on(thread: Option<&str>, options: Options<()>) -> (String, String) {
+        let mut builder = std::thread::Builder::new();
+        if let Some(thread) = thread {
+            builder = builder.name(thread.to_owned());
+        }
+        builder
+            .spawn(move || (options.test_name(), options.test_path()))
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_case_is_named_after_its_thread_and_a_helper_after_its_caller() {
+        let test = || Options::<()>::new("app::m", "t");
+        let helper = || Options::<()>::new("support::db", "seeded").helper();
+        assert_eq!(named_on(Some("m::t"), test()).0, "m::t");
+        assert_eq!(named_on(Some("m::t::case_2"), test()).0, "m::t::case_2");
+        // Another test's thread (or none) does not rename a test.
+        assert_eq!(named_on(Some("m::other"), test()).0, "m::t");
+        assert_eq!(named_on(None, test()), ("m::t".into(), "app::m::t".into()));
+        // A helper takes its caller's name, and the crate of the test binary running.
+        let (name, path) = named_on(Some("client::get_set"), helper());
+        assert_eq!(name, "client::get_set");
+        let binary = test_binary_crate().unwrap();
+        assert_eq!(path, format!("{binary}::client::get_set"));
+        // But not from a thread that does not read as a test's path.
+        for thread in [
+            Some("db-writer"),
+            Some("main"),
+            Some("tokio-runtime-worker"),
+            None,
+        ] {
+            assert_eq!(named_on(thread, helper()).0, "db::seeded", "{thread:?}");
+        }
     }
 }
