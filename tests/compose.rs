@@ -119,6 +119,16 @@ fn test_log_sync() {
     log::info!("a sync test under test-log");
 }
 
+// Below test-log, a sync test that binds its own `body` to an async block is not mistaken for
+// an expanded `#[tokio::test]`.
+#[test_log::test]
+#[leak_check]
+fn test_log_sync_with_its_own_runtime() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let body = async { 1 + 1 };
+    assert_eq!(runtime.block_on(body), 2);
+}
+
 #[leak_check]
 #[test_log::test(tokio::test)]
 #[ignore = "leaks on purpose; run by test_log_leaks_are_caught"]

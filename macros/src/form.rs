@@ -85,18 +85,31 @@ fn is_tokio_expansion(function: &ItemFn, test_attr: &Attribute) -> bool {
         && binds_body_to_async_block(function.block.to_token_stream())
 }
 
-/// Whether `tokens` hold `let body = async`, at any depth.
+/// Whether `tokens` hold, at any depth, a block that starts by binding `let body = async` and
+/// runs it with `block_on`: tokio's expansion, not a user's own binding further down a test.
 fn binds_body_to_async_block(tokens: proc_macro2::TokenStream) -> bool {
-    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
-    let is_ident =
-        |token: &TokenTree, name: &str| matches!(token, TokenTree::Ident(i) if i == name);
-    tokens.windows(4).any(|window| {
-        is_ident(&window[0], "let")
-            && is_ident(&window[1], "body")
-            && matches!(&window[2], TokenTree::Punct(p) if p.as_char() == '=')
-            && is_ident(&window[3], "async")
-    }) || tokens.iter().any(|token| match token {
-        TokenTree::Group(group) => binds_body_to_async_block(group.stream()),
+    tokens.into_iter().any(|token| match token {
+        TokenTree::Group(group) => {
+            let inner: Vec<TokenTree> = group.stream().into_iter().collect();
+            let is_ident =
+                |token: Option<&TokenTree>, name: &str| matches!(token, Some(TokenTree::Ident(i)) if i == name);
+            let starts_with_binding = group.delimiter() == proc_macro2::Delimiter::Brace
+                && is_ident(inner.first(), "let")
+                && is_ident(inner.get(1), "body")
+                && matches!(inner.get(2), Some(TokenTree::Punct(p)) if p.as_char() == '=')
+                && is_ident(inner.get(3), "async");
+            (starts_with_binding && calls_block_on(group.stream()))
+                || binds_body_to_async_block(group.stream())
+        }
+        _ => false,
+    })
+}
+
+/// Whether `tokens` name `block_on`, at any depth.
+fn calls_block_on(tokens: proc_macro2::TokenStream) -> bool {
+    tokens.into_iter().any(|token| match token {
+        TokenTree::Ident(ident) => ident == "block_on",
+        TokenTree::Group(group) => calls_block_on(group.stream()),
         _ => false,
     })
 }
