@@ -345,7 +345,9 @@ impl Collected {
             expect_panics: BTreeSet::new(),
         };
         for report in reports {
-            if report.expects_panic {
+            // In warn mode the test's own outcome stands, so a should_panic test that failed
+            // failed for its own reason.
+            if report.expects_panic && report.mode != "warn" {
                 collected.expect_panics.insert(report.test.clone());
             }
             if report.timed_out() {
@@ -640,10 +642,11 @@ mod tests {
     const OUTPUT: &str = "\
      Running tests/t.rs (/w/target/debug/deps/t-bc18e88424c06f22)
 
-running 3 tests
+running 4 tests
 test expects_panic - should panic ... FAILED
 test closures ... FAILED
 test panics ... FAILED
+test warned - should panic ... FAILED
 
 failures:
 
@@ -658,21 +661,27 @@ leak-check: test `closures` leaked 1 task (still alive 100 ms after the body ret
 ---- panics stdout ----
 thread 'panics' panicked at tests/t.rs:14:5:
 its own failure
+---- warned stdout ----
+thread 'warned' panicked at tests/t.rs:19:5:
+not the message it expects
+note: panic did not contain expected string
 
 failures:
     expects_panic
     closures
     panics
+    warned
 
-test result: FAILED. 0 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.10s
+test result: FAILED. 0 passed; 4 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.10s
 ";
 
     fn report(json: &str) -> Report {
         serde_json::from_str(json).unwrap()
     }
 
-    /// A `#[should_panic]` test's own panic is no other failure: the leak alone failed it. A
-    /// plain `spawn_blocking` closure is a leak, at a site of its own.
+    /// A `#[should_panic]` test's own panic is no other failure: the leak alone failed it
+    /// (unless in warn mode, where its own outcome stands). A plain `spawn_blocking` closure is
+    /// a leak, at a site of its own.
     #[test]
     fn should_panic_tests_and_plain_closures_are_leaks() {
         let mut parser = OutputParser::new(Runner::Cargo);
@@ -689,11 +698,18 @@ test result: FAILED. 0 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out; 
                 r#"{"test":"t::closures","outcome":"leaked","tasks":1,"untracked_blocking":1,
                     "sites":[]}"#,
             ),
+            report(
+                r#"{"test":"t::warned","outcome":"leaked","mode":"warn","expects_panic":true,
+                    "tasks":1,"sites":[{"site":"tests/t.rs:18:5","count":1}]}"#,
+            ),
         ];
         let mut sources = Sources::new(std::path::PathBuf::from("/nowhere"));
         let summary = Summary::build(&reports, None, Some(&outcome), &mut sources);
-        assert_eq!(summary.other_failures, ["t::panics"]);
-        assert_eq!(summary.leaking_tests, 2);
+        assert_eq!(
+            summary.other_failures,
+            ["t::panics", "t::warned (and it leaked)"]
+        );
+        assert_eq!(summary.leaking_tests, 3);
         assert!(summary
             .sites
             .iter()
