@@ -127,6 +127,10 @@ fn test_log_sync_with_its_own_runtime() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let body = async { 1 + 1 };
     assert_eq!(runtime.block_on(body), 2);
+    for n in 0..2u32 {
+        let body = async move { n * 2 };
+        assert_eq!(runtime.block_on(body), n * 2);
+    }
 }
 
 #[leak_check]

@@ -68,10 +68,10 @@ pub(crate) fn is_leak_check(path: &Path) -> bool {
 /// before a check after it could look). Its expansion (tokio-macros 2.x) is a sync function
 /// under `#[::core::prelude::v1::test]`, written in full with its leading `::` as people never
 /// write it, whose body starts by binding the test's body as an async block:
-/// `let body = async { ... };`. An attribute written between the two (serial_test's
-/// `#[serial]`, say) may wrap that body in its own code, so the binding is looked for at any
-/// depth. Another test attribute's expansion (test-log's also writes
-/// `#[::core::prelude::v1::test]`) keeps a sync body as it was.
+/// `let body = async { ... };`, then pins it. An attribute written between the two (serial_test's
+/// `#[serial]`, test-log's) may wrap that body in its own code or put its own first, so the
+/// pinning is also looked for at any depth. Another test attribute's expansion (test-log's
+/// also writes `#[::core::prelude::v1::test]`) keeps a sync body as it was.
 fn is_tokio_expansion(function: &ItemFn, test_attr: &Attribute) -> bool {
     let path = test_attr.path();
     let written_in_full = path.leading_colon.is_some()
@@ -80,38 +80,39 @@ fn is_tokio_expansion(function: &ItemFn, test_attr: &Attribute) -> bool {
             .iter()
             .map(|s| s.ident.to_string())
             .eq(["core", "prelude", "v1", "test"]);
+    let binds_body_first = match function.block.stmts.first() {
+        Some(syn::Stmt::Local(local)) => matches!(
+            local.init.as_ref().map(|init| &*init.expr),
+            Some(syn::Expr::Async(_))
+        ),
+        _ => false,
+    };
     function.sig.asyncness.is_none()
         && written_in_full
-        && binds_body_to_async_block(function.block.to_token_stream())
+        && (binds_body_first || pins_the_body_as_tokio_does(function.block.to_token_stream()))
 }
 
-/// Whether `tokens` hold, at any depth, a block that starts by binding `let body = async` and
-/// runs it with `block_on`: tokio's expansion, not a user's own binding further down a test.
-fn binds_body_to_async_block(tokens: proc_macro2::TokenStream) -> bool {
-    tokens.into_iter().any(|token| match token {
-        TokenTree::Group(group) => {
-            let inner: Vec<TokenTree> = group.stream().into_iter().collect();
-            let is_ident =
-                |token: Option<&TokenTree>, name: &str| matches!(token, Some(TokenTree::Ident(i)) if i == name);
-            let starts_with_binding = group.delimiter() == proc_macro2::Delimiter::Brace
-                && is_ident(inner.first(), "let")
-                && is_ident(inner.get(1), "body")
-                && matches!(inner.get(2), Some(TokenTree::Punct(p)) if p.as_char() == '=')
-                && is_ident(inner.get(3), "async");
-            (starts_with_binding && calls_block_on(group.stream()))
-                || binds_body_to_async_block(group.stream())
-        }
-        _ => false,
-    })
-}
-
-/// Whether `tokens` name `block_on`, at any depth.
-fn calls_block_on(tokens: proc_macro2::TokenStream) -> bool {
-    tokens.into_iter().any(|token| match token {
-        TokenTree::Ident(ident) => ident == "block_on",
-        TokenTree::Group(group) => calls_block_on(group.stream()),
-        _ => false,
-    })
+/// Whether `tokens` hold, at any depth, tokio's pinning of the test's body:
+/// `let body: ::core::pin::Pin<&mut dyn ::core::future::Future<...>> = body;`, a line of its
+/// expansion that people do not write. It is found wherever other attributes put it: inside
+/// the closure `#[serial]` wraps the body in, or after the prologue test-log puts first.
+fn pins_the_body_as_tokio_does(tokens: proc_macro2::TokenStream) -> bool {
+    const PINNED: [&str; 12] = [
+        "let", "body", ":", ":", ":", "core", ":", ":", "pin", ":", ":", "Pin",
+    ];
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let text: Vec<String> = tokens
+        .iter()
+        .map(|token| match token {
+            TokenTree::Group(_) => String::new(),
+            other => other.to_string(),
+        })
+        .collect();
+    text.windows(PINNED.len()).any(|window| window == PINNED)
+        || tokens.iter().any(|token| match token {
+            TokenTree::Group(group) => pins_the_body_as_tokio_does(group.stream()),
+            _ => false,
+        })
 }
 
 pub(crate) fn analyze(mut args: Args, function: &ItemFn) -> syn::Result<Test> {
