@@ -118,7 +118,10 @@ impl<T> Options<T> {
     }
 
     /// For a helper, the test that called it: the name of a thread that reads as a test's path
-    /// (`tests::get_set`; not `main`, nor a thread a runtime or the user named `db-writer`).
+    /// (`tests::get_set`; not `main`, nor a thread a runtime or the user named `db-writer`), and
+    /// that is not the function's own (a sync function under an attribute that makes tests of
+    /// it, such as rstest's cases). A thread the user named `writer` reads as a path too: the
+    /// report then says which thread called the helper rather than claim it is a test.
     fn caller(&self) -> Option<String> {
         if !self.helper {
             return None;
@@ -131,7 +134,8 @@ impl<T> Options<T> {
                 .is_some_and(|c| c.is_alphabetic() || c == '_')
                 && part.chars().all(|c| c.is_alphanumeric() || c == '_')
         });
-        (reads_as_a_path && name != "main" && name != self.own_name()).then(|| name.to_owned())
+        (reads_as_a_path && name != "main" && !is_case_of(name, &self.own_name()))
+            .then(|| name.to_owned())
     }
 
     /// The full path, crate (test binary) first: `client::tests::get_set`. The JSON report uses
@@ -564,6 +568,9 @@ mod tests {
         assert_eq!(name, "client::get_set");
         let binary = test_binary_crate().unwrap();
         assert_eq!(path, format!("{binary}::client::get_set"));
+        // A case of its own (rstest's, above a sync function) is no caller.
+        let case = named_on(Some("m::t::case_1"), test().helper());
+        assert_eq!(case, ("m::t::case_1".into(), "app::m::t::case_1".into()));
         // But not from a thread that does not read as a test's path.
         for thread in [
             Some("db-writer"),

@@ -258,7 +258,7 @@ fn nested_helpers_report_their_own_leaks() {
     let output = expect_failure("leak_in_nested_helper");
     assert!(
         output.contains(
-            "test `leak_in_nested_helper` leaked 1 task in its checked helper `helper_that_leaks`"
+            "checked helper `helper_that_leaks`, called by `leak_in_nested_helper`, leaked 1 task"
         ),
         "{output}"
     );

@@ -368,16 +368,24 @@ impl Group<'_> {
 impl Display for LeakReport {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         match self.kind {
-            ReportKind::Leak => writeln!(
-                f,
-                "leak-check: test `{}` leaked {}{} (still alive {} after the body returned)",
-                self.test,
-                plural(self.total(), "task"),
-                self.helper
-                    .map(|helper| format!(" in its checked helper `{helper}`"))
-                    .unwrap_or_default(),
-                Human(self.waited)
-            )?,
+            ReportKind::Leak => match self.helper {
+                None => writeln!(
+                    f,
+                    "leak-check: test `{}` leaked {} (still alive {} after the body returned)",
+                    self.test,
+                    plural(self.total(), "task"),
+                    Human(self.waited)
+                )?,
+                // The caller is known by its thread's name, which libtest gives a test's thread.
+                Some(helper) => writeln!(
+                    f,
+                    "leak-check: checked helper `{helper}`, called by `{}`, leaked {} (still \
+                     alive {} after the body returned)",
+                    self.test,
+                    plural(self.total(), "task"),
+                    Human(self.waited)
+                )?,
+            },
             ReportKind::Timeout(limit) => writeln!(
                 f,
                 "leak-check: test `{}` did not finish within {}; {} still alive when it was stopped",
