@@ -84,7 +84,12 @@ impl Settings {
     pub(crate) fn resolve(test_path: String, per_test: &PerTest) -> Result<Settings, String> {
         static UNKNOWN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
         let unknown = UNKNOWN.get_or_init(|| {
-            unknown_variables(std::env::vars_os().map(|(name, _)| name.to_string_lossy().into()))
+            unknown_variables(std::env::vars_os().map(|(name, value)| {
+                (
+                    name.to_string_lossy().into_owned(),
+                    value.to_string_lossy().into_owned(),
+                )
+            }))
         });
         let resolved = Settings::resolve_with(test_path, per_test, |key| std::env::var(key).ok());
         match (unknown, resolved) {
@@ -170,37 +175,52 @@ const VARIABLES: [&str; 7] = [
     REPORT_ENV,
 ];
 
-/// The error for variables among `names` that look like leak-check's (`LEAK_CHECK` in any case,
-/// first) but are none of them: a misspelt name would otherwise change nothing without a word.
-fn unknown_variables(names: impl Iterator<Item = String>) -> Option<String> {
-    let mut lines: Vec<String> = names
-        .filter(|name| {
-            name.to_ascii_uppercase().starts_with("LEAK_CHECK")
-                && !VARIABLES.contains(&name.as_str())
-        })
-        .map(|name| {
-            // The longest common start, then the nearest length.
+/// The error for variables among `variables` (names and values) that look like leak-check's
+/// (`LEAK_CHECK`, or `LEAK_CHECK_` then anything, in any case) but are none of them: a misspelt
+/// name would otherwise change nothing without a word. Empty ones count as unset, as for the
+/// real ones.
+fn unknown_variables(variables: impl Iterator<Item = (String, String)>) -> Option<String> {
+    let mut lines: Vec<String> = variables
+        .filter(|(name, value)| {
             let upper = name.to_ascii_uppercase();
-            let closest = VARIABLES
-                .iter()
-                .max_by_key(|known| {
-                    let common = known
-                        .bytes()
-                        .zip(upper.bytes())
-                        .take_while(|(a, b)| a == b)
-                        .count();
-                    (common, std::cmp::Reverse(known.len().abs_diff(upper.len())))
-                })
-                .expect("VARIABLES is not empty");
+            (upper == MODE_ENV || upper.starts_with("LEAK_CHECK_"))
+                && !VARIABLES.contains(&name.as_str())
+                && !value.trim().is_empty()
+        })
+        .map(|(name, _)| {
             format!(
                 "leak-check: {name} is set, but leak-check reads no such variable: did you mean \
-                 {closest}? (it reads {})",
+                 {}? (it reads {})",
+                closest_variable(&name),
                 VARIABLES.join(", ")
             )
         })
         .collect();
     lines.sort();
     (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+/// The variable `name` most likely means: the one with the longest common start and end (a
+/// word left out in the middle, `LEAK_CHECK_UNTRACKED`), `LEAK_CHECK` for a mode.
+fn closest_variable(name: &str) -> &'static str {
+    let upper = name.to_ascii_uppercase();
+    if upper.ends_with("MODE") {
+        return MODE_ENV;
+    }
+    let common = |a: &mut dyn Iterator<Item = u8>, b: &mut dyn Iterator<Item = u8>| {
+        a.zip(b).take_while(|(x, y)| x == y).count()
+    };
+    VARIABLES
+        .iter()
+        .max_by_key(|known| {
+            let start = common(&mut known.bytes(), &mut upper.bytes());
+            let end = common(&mut known.bytes().rev(), &mut upper.bytes().rev());
+            (
+                start + end,
+                std::cmp::Reverse(known.len().abs_diff(upper.len())),
+            )
+        })
+        .expect("VARIABLES is not empty")
 }
 
 /// Reads `key`: `None` when unset or empty, or when its value means nothing, which is then
@@ -231,7 +251,7 @@ fn read<T>(
 const MODE_EXPECTED: &str = "fail, warn or off";
 const DURATION_EXPECTED: &str = "milliseconds or a duration with its unit (250, 250ms, 1.5s, 2m)";
 const LIMIT_EXPECTED: &str = "milliseconds or a duration with its unit (250, 250ms, 1.5s, 2m), \
-                              above zero (unset it for no limit)";
+                              of 1 ms or more (unset it for no limit)";
 const SWITCH_EXPECTED: &str = "1, 0, true, false, yes, no, on or off";
 
 /// `fail`, `warn` or `off`, in any case.
@@ -251,11 +271,11 @@ fn parse_duration(text: &str) -> Option<Duration> {
     humantime::parse_duration(text).ok()
 }
 
-/// A duration as [`parse_duration`] reads it, but not zero: a hang guard of zero would fail every
-/// test that waits for anything.
+/// A duration as [`parse_duration`] reads it, of a millisecond or more: a hang guard shorter
+/// would fail every test that waits for anything.
 #[cfg(feature = "tracking")]
 fn parse_limit(text: &str) -> Option<Duration> {
-    parse_duration(text).filter(|limit| !limit.is_zero())
+    parse_duration(text).filter(|limit| *limit >= Duration::from_millis(1))
 }
 
 /// `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`, in any case.
@@ -443,11 +463,11 @@ mod tests {
 
     #[test]
     fn a_timeout_of_zero_is_an_error() {
-        for text in ["0", "0ms", "0s"] {
+        for text in ["0", "0ms", "0s", "1ns", "0.0001ms"] {
             let env = move |key: &str| (key == TIMEOUT_ENV).then(|| text.to_owned());
             let error = resolve(&PerTest::default(), env).unwrap_err();
             assert!(
-                error.contains("above zero (unset it for no limit)"),
+                error.contains("of 1 ms or more (unset it for no limit)"),
                 "{error}"
             );
         }
@@ -460,18 +480,37 @@ mod tests {
 
     #[test]
     fn a_variable_that_only_looks_like_ours_is_an_error_naming_the_closest() {
-        let names = |names: &[&str]| {
+        let set = |names: &[&str]| {
             names
                 .iter()
-                .map(|name| name.to_string())
+                .map(|name| (name.to_string(), "1".to_string()))
                 .collect::<Vec<_>>()
         };
         assert_eq!(
-            unknown_variables(names(&["PATH", "LEAK_CHECK", "LEAK_CHECK_GRACE_MS"]).into_iter()),
+            unknown_variables(
+                set(&[
+                    "PATH",
+                    "LEAK_CHECK",
+                    "LEAK_CHECK_GRACE_MS",
+                    "LEAK_CHECKER_HOME"
+                ])
+                .into_iter()
+            ),
             None
         );
+        // Empty, it counts as unset.
+        assert_eq!(
+            unknown_variables([("LEAK_CHECK_GRACE".to_string(), " ".to_string())].into_iter()),
+            None
+        );
+        assert_eq!(closest_variable("LEAK_CHECK_MODE"), MODE_ENV);
+        assert_eq!(
+            closest_variable("LEAK_CHECK_UNTRACKED"),
+            ALLOW_UNTRACKED_ENV
+        );
+        assert_eq!(closest_variable("LEAK_CHECK_TIMEOUT"), TIMEOUT_ENV);
         let error = unknown_variables(
-            names(&["LEAK_CHECK_GRACE", "leak_check", "LEAK_CHECK_ALLOW_SITE"]).into_iter(),
+            set(&["LEAK_CHECK_GRACE", "leak_check", "LEAK_CHECK_ALLOW_SITE"]).into_iter(),
         )
         .unwrap();
         let lines: Vec<&str> = error.lines().collect();
@@ -520,7 +559,7 @@ mod tests {
             (
                 TIMEOUT_ENV,
                 "soon",
-                r#"leak-check: LEAK_CHECK_TIMEOUT_MS="soon" is not a valid value: expected milliseconds or a duration with its unit (250, 250ms, 1.5s, 2m), above zero (unset it for no limit), such as LEAK_CHECK_TIMEOUT_MS=30s"#,
+                r#"leak-check: LEAK_CHECK_TIMEOUT_MS="soon" is not a valid value: expected milliseconds or a duration with its unit (250, 250ms, 1.5s, 2m), of 1 ms or more (unset it for no limit), such as LEAK_CHECK_TIMEOUT_MS=30s"#,
             ),
             (
                 ALLOW_UNTRACKED_ENV,
