@@ -206,7 +206,7 @@ impl Check {
                 .any(|record| self.is_reportable(record) && record.starved(now, PATIENCE))
         };
         let deadline = body_ended + self.grace;
-        let hard_deadline = deadline + (self.grace * 4).max(Duration::from_secs(1));
+        let hard_deadline = self.hard_deadline(deadline);
         let own_at_most = (!self.allow.may_allow_some()).then_some(0);
         let settled = self
             .until(
@@ -361,8 +361,15 @@ impl Check {
             return 0;
         }
         let deadline = Instant::now() + self.grace;
-        self.until(None, || new_plain() == 0, || false, deadline, deadline)
-            .await;
+        let hard_deadline = self.hard_deadline(deadline);
+        self.until(
+            None,
+            || new_plain() == 0,
+            overloaded_since(deadline),
+            deadline,
+            hard_deadline,
+        )
+        .await;
         // tokio's count is not strongly consistent across workers: take the least of a few reads.
         (0..3)
             .map(|attempt| {
@@ -394,8 +401,21 @@ impl Check {
                 .collect()
         };
         let deadline = Instant::now() + self.grace;
-        self.until(None, || alive().is_empty(), || false, deadline, deadline)
-            .await;
+        let mut overloaded = overloaded_since(deadline);
+        let starved = || {
+            let now = Instant::now();
+            alive().iter().any(|record| record.starved(now, PATIENCE))
+        };
+        let may_extend = move || starved() || overloaded();
+        let hard_deadline = self.hard_deadline(deadline);
+        self.until(
+            None,
+            || alive().is_empty(),
+            may_extend,
+            deadline,
+            hard_deadline,
+        )
+        .await;
         let now = Instant::now();
         let alive = alive();
         let stragglers = alive
@@ -404,6 +424,11 @@ impl Check {
             .collect();
         stop(&alive);
         stragglers
+    }
+
+    /// How far a deadline may move while tasks still wait for a thread.
+    fn hard_deadline(&self, deadline: Instant) -> Instant {
+        deadline + (self.grace * 4).max(Duration::from_secs(1))
     }
 
     /// Each straggler's async backtrace, where task dumps are available.
@@ -504,6 +529,20 @@ impl Check {
     }
 }
 
+/// For `Until::may_extend`: whether the check itself woke more than [`PATIENCE`] after it was
+/// due (first at `deadline`, then at each extension): the machine is too loaded to run the
+/// check on time, so the tasks it waits for may not have had a thread either. What shows that
+/// for a tracked task (`TaskRecord::starved`) is not known of a plain one.
+fn overloaded_since(deadline: Instant) -> impl FnMut() -> bool + Unpin {
+    let mut due = deadline;
+    move || {
+        let now = Instant::now();
+        let late = now.saturating_duration_since(due) > PATIENCE;
+        due = now + wait::EXTENSION_STEP;
+        late
+    }
+}
+
 /// Stops `tasks`: marks them all first, then aborts them, so that a task released by another's
 /// drop cannot run on before its own abort.
 fn stop(tasks: &[Arc<TaskRecord>]) {
@@ -539,5 +578,20 @@ fn resume_paused_clock() {
     std::thread::sleep(Duration::from_micros(100));
     if tokio::time::Instant::now() == before {
         tokio::time::resume();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A check that wakes well after it was due says the machine is overloaded; one woken
+    /// before it was due does not.
+    #[test]
+    fn a_check_woken_late_asks_for_more_time() {
+        let mut late = overloaded_since(Instant::now() - Duration::from_millis(50));
+        assert!(late(), "woken 50 ms after it was due");
+        let mut early = overloaded_since(Instant::now() + Duration::from_secs(3600));
+        assert!(!early());
     }
 }

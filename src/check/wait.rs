@@ -51,7 +51,7 @@ pub(crate) struct Until<Done, Extend> {
 }
 
 /// How often the deadline is pushed back while some task is still waiting for a worker.
-const EXTENSION_STEP: Duration = Duration::from_millis(10);
+pub(crate) const EXTENSION_STEP: Duration = Duration::from_millis(10);
 
 impl<Done, Extend> Future for Until<Done, Extend>
 where
