@@ -16,9 +16,10 @@ use std::process::Command;
 
 use common::{bin, git_init, line_of, run, write_files, Run};
 
-/// Shared by every generated suite, across runs of these tests.
+/// Shared by every generated suite, across runs of these tests from one target folder (cargo's
+/// scratch folder for tests): two checkouts tested at once on one machine do not share it.
 fn shared_target() -> PathBuf {
-    std::env::temp_dir().join("leak-check-cli-tests-target")
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("leak-check-cli-tests-target")
 }
 
 const LEAKY: &str = r#"use leak_check::leak_check;

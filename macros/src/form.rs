@@ -81,10 +81,13 @@ fn is_tokio_expansion(function: &ItemFn, test_attr: &Attribute) -> bool {
             .map(|s| s.ident.to_string())
             .eq(["core", "prelude", "v1", "test"]);
     let binds_body_first = match function.block.stmts.first() {
-        Some(syn::Stmt::Local(local)) => matches!(
-            local.init.as_ref().map(|init| &*init.expr),
-            Some(syn::Expr::Async(_))
-        ),
+        Some(syn::Stmt::Local(local)) => {
+            matches!(&local.pat, syn::Pat::Ident(binding) if binding.ident == "body")
+                && matches!(
+                    local.init.as_ref().map(|init| &*init.expr),
+                    Some(syn::Expr::Async(_))
+                )
+        }
         _ => false,
     };
     function.sig.asyncness.is_none()

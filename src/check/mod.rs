@@ -251,6 +251,8 @@ impl Check {
         stop(&first);
         drop(first);
         let mut late = Vec::new();
+        // One budget for all of cleanup's extended graces, however many rounds there are.
+        let extend_until = self.hard_deadline(Instant::now() + self.grace);
         // Tasks a round already waited for in vain (stuck in a poll): later rounds do not wait
         // for them again.
         let mut given_up: HashSet<u64> = HashSet::new();
@@ -292,7 +294,7 @@ impl Check {
                 .partition(|record| self.is_reportable(record));
             stopped_background |= others.iter().any(|record| record.background);
             stop(&others);
-            late.extend(self.late_stragglers(own).await);
+            late.extend(self.late_stragglers(own, extend_until).await);
         }
         // From here on whatever is spawned is aborted before it can run.
         for record in self.core.enter(Phase::Closed) {
@@ -309,7 +311,8 @@ impl Check {
         let late_plain = if stopped_background && !cfg!(tokio_unstable) {
             0
         } else {
-            self.plain_spawned_while_stopping(plain_before).await
+            self.plain_spawned_while_stopping(plain_before, extend_until)
+                .await
         };
         if !late.is_empty() || late_plain > 0 {
             let report = report.get_or_insert_with(|| self.empty_report(ReportKind::Leak, since));
@@ -350,9 +353,10 @@ impl Check {
     /// Plain tasks that appeared on the test's runtime while cleanup stopped the check's tasks
     /// (spawned by their `Drop`s with plain `tokio::spawn`): without `tokio_unstable`, whose
     /// hooks give them records like any other task, tokio's count is all that shows them. Like
-    /// own tasks spawned during cleanup, they get the grace period to end; how many are still
-    /// alive after it is returned.
-    async fn plain_spawned_while_stopping(&self, before: usize) -> usize {
+    /// own tasks spawned during cleanup, they get the grace period to end (extended up to
+    /// `extend_until` while the machine is too loaded to run the check on time); how many are
+    /// still alive after it is returned.
+    async fn plain_spawned_while_stopping(&self, before: usize, extend_until: Instant) -> usize {
         if self.runtime.is_none() {
             return 0;
         }
@@ -361,13 +365,12 @@ impl Check {
             return 0;
         }
         let deadline = Instant::now() + self.grace;
-        let hard_deadline = self.hard_deadline(deadline);
         self.until(
             None,
             || new_plain() == 0,
             overloaded_since(deadline),
             deadline,
-            hard_deadline,
+            extend_until.max(deadline),
         )
         .await;
         // tokio's count is not strongly consistent across workers: take the least of a few reads.
@@ -382,9 +385,14 @@ impl Check {
             .unwrap_or(0)
     }
 
-    /// Own tasks spawned during cleanup: given the grace period to end; those that do not are
-    /// described and stopped.
-    async fn late_stragglers(&self, tasks: Vec<Arc<TaskRecord>>) -> Vec<Straggler> {
+    /// Own tasks spawned during cleanup: given the grace period to end, extended up to
+    /// `extend_until` (cleanup's one budget) while they wait for a thread; those that do not
+    /// end are described and stopped.
+    async fn late_stragglers(
+        &self,
+        tasks: Vec<Arc<TaskRecord>>,
+        extend_until: Instant,
+    ) -> Vec<Straggler> {
         if tasks.is_empty() {
             return Vec::new();
         }
@@ -406,14 +414,17 @@ impl Check {
             let now = Instant::now();
             alive().iter().any(|record| record.starved(now, PATIENCE))
         };
-        let may_extend = move || starved() || overloaded();
-        let hard_deadline = self.hard_deadline(deadline);
+        // Both asked each time, so that the overload clock keeps up.
+        let may_extend = move || {
+            let late = overloaded();
+            starved() || late
+        };
         self.until(
             None,
             || alive().is_empty(),
             may_extend,
             deadline,
-            hard_deadline,
+            extend_until.max(deadline),
         )
         .await;
         let now = Instant::now();

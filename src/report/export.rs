@@ -150,9 +150,16 @@ pub(crate) fn annotations(
         ReportKind::Leak => "leaked",
         ReportKind::Timeout(_) => "timed out with",
     };
+    // A helper's check is named by the helper, called by the test (or thread) `report.test`.
+    let (who, body) = match report.helper {
+        Some(helper) => (
+            format!("checked helper {helper}, called by {},", report.test),
+            helper,
+        ),
+        None => (report.test.clone(), report.test.as_str()),
+    };
     let title = format!(
-        "leak-check: {} {what} {} task{}",
-        report.test,
+        "leak-check: {who} {what} {} task{}",
         report.total(),
         if report.total() == 1 { "" } else { "s" }
     );
@@ -174,8 +181,8 @@ pub(crate) fn annotations(
                 format!(" ({})", names.join(", "))
             };
             let when = match report.kind {
-                ReportKind::Leak => format!("after the body of `{}` returned", report.test),
-                ReportKind::Timeout(_) => format!("when the timeout stopped `{}`", report.test),
+                ReportKind::Leak => format!("after the body of `{body}` returned"),
+                ReportKind::Timeout(_) => format!("when the timeout stopped `{body}`"),
             };
             let message = format!(
                 "{count} task{} spawned here{named} still alive {when}: {}",
@@ -194,8 +201,8 @@ pub(crate) fn annotations(
         .collect();
     if report.untracked > 0 {
         let message = format!(
-            "{} task(s) spawned with plain tokio::spawn still alive at the end of `{}`; spawn them with leak_check::spawn to see where",
-            report.untracked, report.test
+            "{} task(s) spawned with plain tokio::spawn still alive at the end of `{body}`; spawn them with leak_check::spawn to see where",
+            report.untracked
         );
         lines.push(format!(
             "::{level} title={}::{}",
