@@ -80,7 +80,32 @@ fn is_tokio_expansion(function: &ItemFn, test_attr: &Attribute) -> bool {
             .iter()
             .map(|s| s.ident.to_string())
             .eq(["core", "prelude", "v1", "test"]);
-    let binds_body_first = match function.block.stmts.first() {
+    function.sig.asyncness.is_none()
+        && written_in_full
+        && (binds_body_first(function)
+            || pins_the_body_as_tokio_does(function.block.to_token_stream()))
+}
+
+/// Whether `#[tokio::main]` has already expanded this function: a sync function that binds its
+/// body as `let body = async { ... };` first and runs it in a block under tokio's
+/// `#[allow(clippy::diverging_sub_expression, ...)]`, a lint people do not name there.
+fn is_tokio_main_expansion(function: &ItemFn) -> bool {
+    fn names_the_lint(tokens: proc_macro2::TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            TokenTree::Ident(ident) => ident == "diverging_sub_expression",
+            TokenTree::Group(group) => names_the_lint(group.stream()),
+            _ => false,
+        })
+    }
+    function.sig.asyncness.is_none()
+        && binds_body_first(function)
+        && names_the_lint(function.block.to_token_stream())
+}
+
+/// Whether the function's first statement binds `body` to an async block, as tokio's
+/// expansions do.
+fn binds_body_first(function: &ItemFn) -> bool {
+    match function.block.stmts.first() {
         Some(syn::Stmt::Local(local)) => {
             matches!(&local.pat, syn::Pat::Ident(binding) if binding.ident == "body")
                 && matches!(
@@ -89,10 +114,7 @@ fn is_tokio_expansion(function: &ItemFn, test_attr: &Attribute) -> bool {
                 )
         }
         _ => false,
-    };
-    function.sig.asyncness.is_none()
-        && written_in_full
-        && (binds_body_first || pins_the_body_as_tokio_does(function.block.to_token_stream()))
+    }
 }
 
 /// Whether `tokens` hold, at any depth, tokio's pinning of the test's body:
@@ -126,6 +148,12 @@ pub(crate) fn analyze(mut args: Args, function: &ItemFn) -> syn::Result<Test> {
         test_attr_at,
         expects_panic,
     } = read_attrs(function)?;
+    if test_attr.is_none() && is_tokio_main_expansion(function) {
+        return Err(syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "`#[leak_check]` below `#[tokio::main]`: the runtime it builds is dropped (and the tasks with it) before leak-check can look; put `#[leak_check]` on the test that calls this function instead",
+        ));
+    }
     let form = form_of(test_attr.as_ref(), is_async, &mut args)?;
     check_args_fit(&form, &args)?;
 
