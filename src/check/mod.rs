@@ -234,18 +234,18 @@ impl Check {
     /// alive after it are stragglers too, added to the report (made here if the test was clean).
     async fn clean_up(&self, mut report: Option<LeakReport>, since: Instant) -> Option<LeakReport> {
         let first = self.core.enter(Phase::Stopping);
-        // Plain tasks alive before anything is stopped, as tokio counts them (see
-        // `plain_spawned_while_stopping`): the larger of two reads, since a tracked task that
-        // ends between a snapshot and tokio's count makes a read one too low.
-        let plain_before = self
-            .untracked(&first)
-            .max(self.untracked(&self.core.snapshot()));
         if first.is_empty() && report.is_none() {
             // A clean test with nothing left: close at once. Whatever a thread with no owner of
             // its own spawned for the check in between (through tokio's hooks) is stopped too.
             stop(&self.core.enter(Phase::Closed));
             return None;
         }
+        // Plain tasks alive before anything is stopped, as tokio counts them (see
+        // `plain_spawned_while_stopping`): the larger of two reads, since a tracked task that
+        // ends between a snapshot and tokio's count makes a read one too low.
+        let plain_before = self
+            .untracked(&first)
+            .max(self.untracked(&self.core.snapshot()));
         let mut handled: HashSet<u64> = first.iter().map(|record| record.id).collect();
         let mut stopped_background = first.iter().any(|record| record.background);
         stop(&first);
