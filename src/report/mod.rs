@@ -368,24 +368,20 @@ impl Group<'_> {
 impl Display for LeakReport {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         match self.kind {
-            ReportKind::Leak => match self.helper {
-                None => writeln!(
+            ReportKind::Leak => {
+                // A helper's caller is known by its thread's name, which libtest gives a test's
+                // thread.
+                let who = match self.helper {
+                    None => format!("test `{}`", self.test),
+                    Some(helper) => format!("checked helper `{helper}`, called by `{}`,", self.test),
+                };
+                writeln!(
                     f,
-                    "leak-check: test `{}` leaked {} (still alive {} after the body returned)",
-                    self.test,
+                    "leak-check: {who} leaked {} (still alive {} after the body returned)",
                     plural(self.total(), "task"),
                     Human(self.waited)
-                )?,
-                // The caller is known by its thread's name, which libtest gives a test's thread.
-                Some(helper) => writeln!(
-                    f,
-                    "leak-check: checked helper `{helper}`, called by `{}`, leaked {} (still \
-                     alive {} after the body returned)",
-                    self.test,
-                    plural(self.total(), "task"),
-                    Human(self.waited)
-                )?,
-            },
+                )?
+            }
             ReportKind::Timeout(limit) => writeln!(
                 f,
                 "leak-check: test `{}` did not finish within {}; {} still alive when it was stopped",
