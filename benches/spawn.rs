@@ -1,7 +1,7 @@
 //! The spawn path against its floor: spawn and join batches of 100 trivial tasks from a task on
 //! a 2-worker runtime, with plain `tokio::spawn`, `leak_check::spawn` outside and inside a check,
-//! two peers (a tokio-metrics `TaskMonitor`, a tokio-util `TaskTracker`), and with both workers
-//! spawning at once.
+//! two peers (a tokio-metrics `TaskMonitor`, a tokio-util `TaskTracker`), the least that ownership
+//! by lineage costs (`owner_scope_floor`), and with both workers spawning at once.
 //!
 //! `cargo bench --bench spawn` prints criterion's estimates, then each case as a ratio of its
 //! floor measured in the same run. (Tracking off is measured by `benches/untracked`.)
@@ -26,6 +26,9 @@ enum Spawner {
     LeakCheck,
     Monitor,
     Tracker,
+    /// Not a checker: only what ownership by lineage needs, whatever the bookkeeping (see
+    /// [`owner_scope_floor`]).
+    OwnerScopeFloor,
 }
 
 #[derive(Clone, Copy)]
@@ -67,6 +70,13 @@ const CASES: &[Case] = &[
     case(
         "task_tracker_spawn",
         Spawner::Tracker,
+        false,
+        1,
+        "tokio_spawn",
+    ),
+    case(
+        "owner_scope_floor",
+        Spawner::OwnerScopeFloor,
         false,
         1,
         "tokio_spawn",
@@ -156,6 +166,7 @@ where
                 Spawner::LeakCheck => leak_check::spawn(task()),
                 Spawner::Monitor => tokio::spawn(peers.monitor.instrument(task())),
                 Spawner::Tracker => peers.tracker.spawn(task()),
+                Spawner::OwnerScopeFloor => owner_scope_floor::spawn(task()),
             })
             .collect();
         for handle in handles {
@@ -177,6 +188,8 @@ fn timed(runtime: &Runtime, peers: &Arc<Peers>, iters: u64, case: Case) -> Durat
                     let driver = batches(iters, case, peers.clone());
                     if case.inside_check {
                         leak_check::spawn(driver)
+                    } else if case.spawner == Spawner::OwnerScopeFloor {
+                        owner_scope_floor::spawn_owned(driver)
                     } else {
                         tokio::spawn(driver)
                     }
@@ -193,6 +206,70 @@ fn timed(runtime: &Runtime, peers: &Arc<Peers>, iters: u64, case: Case) -> Durat
         runtime.block_on(check_async(Options::new(module_path!(), "bench"), work))
     } else {
         runtime.block_on(work)
+    }
+}
+
+/// The least that ownership by lineage costs per task, whatever a checker keeps besides: the spawn
+/// reads the current owner from a thread-local and the task holds a reference to it, made the
+/// current owner around each of its polls, so that what it spawns inherits it. No count, no
+/// record, no report: the floor under any design that tells a test's tasks from another's by
+/// who spawned them.
+mod owner_scope_floor {
+    use std::cell::RefCell;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use tokio::task::JoinHandle;
+
+    /// Whoever owns what is spawned: stands for a check or a task of one.
+    pub struct Owner;
+
+    thread_local! {
+        static CURRENT: RefCell<Option<Arc<Owner>>> = const { RefCell::new(None) };
+    }
+
+    pin_project_lite::pin_project! {
+        struct Scoped<F> {
+            #[pin]
+            future: F,
+            owner: Option<Arc<Owner>>,
+        }
+    }
+
+    impl<F: Future> Future for Scoped<F> {
+        type Output = F::Output;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            let this = self.project();
+            let previous = CURRENT.with(|current| current.replace(this.owner.clone()));
+            let result = this.future.poll(cx);
+            CURRENT.with(|current| *current.borrow_mut() = previous);
+            result
+        }
+    }
+
+    /// Spawns a task owned by whoever owns this place.
+    pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let owner = CURRENT.with(|current| current.borrow().clone());
+        tokio::spawn(Scoped { future, owner })
+    }
+
+    /// Spawns a task with an owner of its own, as a check's body would be.
+    pub fn spawn_owned<F>(future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        tokio::spawn(Scoped {
+            future,
+            owner: Some(Arc::new(Owner)),
+        })
     }
 }
 
