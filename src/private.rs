@@ -1,7 +1,6 @@
 //! What `#[leak_check]` expands to calls into here. Not a stable API: only the macro of the same
 //! version may use it.
 
-use std::any::Any;
 use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -376,12 +375,13 @@ async fn run_checked<T>(
 /// Turns what the body did and what leaked into the test's result.
 #[track_caller]
 fn verdict<T>(finished: Finished<T>, settings: &Settings, options: Options<T>) -> T {
-    let (outcome, report) = match finished {
+    let (outcome, mut report) = match finished {
         Finished::Body(outcome, None) => return outcome.unwrap_or_else(|p| resume_unwind(p)),
         Finished::Body(outcome, Some(report)) => (Some(outcome), report),
         // A body that never finished has no result to return, whatever the mode.
         Finished::TimedOut(report) => (None, report),
     };
+    report.body_panicked = matches!(outcome, Some(Err(_)));
     publish(&report, settings, options.return_instead_of_panic.is_some());
     match (outcome, settings.mode, options.return_instead_of_panic) {
         (Some(outcome), Mode::Warn, _) => {
@@ -405,7 +405,12 @@ fn verdict<T>(finished: Finished<T>, settings: &Settings, options: Options<T>) -
             );
             return_normally()
         }
-        (Some(Err(payload)), _, None) => panic!("{}\n\n{report}", panic_message(&*payload)),
+        // The body's panic was printed when it happened: the report follows it, and the test
+        // fails with that panic, as it would have without the check.
+        (Some(Err(payload)), _, None) => {
+            eprintln!("\n{report}");
+            resume_unwind(payload)
+        }
         (Some(Ok(output)), _, None) => match options
             .describe_error
             .and_then(|describe| describe(&output))
@@ -475,14 +480,6 @@ fn paint(report: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(the test body panicked with a value that is not a string)")
 }
 
 pin_project_lite::pin_project! {

@@ -87,6 +87,39 @@ fn a_panicking_task_does_not_hide_a_leak() {
     assert_reports(&output, 1, &site_of("beside_panic"));
 }
 
+// A body that panics and leaks: its panic message once, then the report, and the test fails with
+// the body's own panic.
+#[leak_check]
+#[tokio::test]
+#[ignore = "panics and leaks on purpose; run by a_panicking_body_that_leaks_says_each_once"]
+async fn panics_and_leaks() {
+    // site(panics_and_leaks): leak_check::spawn
+    leak_check::spawn(std::future::pending::<()>());
+    panic!("the body's own panic");
+}
+
+#[test]
+fn a_panicking_body_that_leaks_says_each_once() {
+    let output = expect_failure("panics_and_leaks");
+    assert_eq!(
+        output.matches("the body's own panic").count(),
+        1,
+        "the panic message once:\n{output}"
+    );
+    assert!(
+        output.contains("leaked 1 task (still alive ")
+            && output.contains("after the body panicked)"),
+        "{output}"
+    );
+    assert_reports(&output, 1, &site_of("panics_and_leaks"));
+    let panic_at = output.find("the body's own panic").unwrap();
+    let report_at = output.find("leak-check: test").unwrap();
+    assert!(
+        panic_at < report_at,
+        "the panic first, then the report:\n{output}"
+    );
+}
+
 // A runtime dropped inside the test cancels its tasks: nothing is left to leak.
 #[leak_check]
 #[test]

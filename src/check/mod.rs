@@ -494,6 +494,7 @@ impl Check {
             allowed: 0,
             untracked_blocking: 0,
             background_spawns_untracked: false,
+            body_panicked: false,
         }
     }
 
@@ -536,6 +537,7 @@ impl Check {
             allowed,
             untracked_blocking,
             background_spawns_untracked,
+            body_panicked: false,
         }
     }
 }

@@ -181,7 +181,9 @@ pub(crate) fn annotations(
                 format!(" ({})", names.join(", "))
             };
             let when = match report.kind {
-                ReportKind::Leak => format!("after the body of `{body}` returned"),
+                ReportKind::Leak => {
+                    format!("after the body of `{body}` {}", report.body_ended())
+                }
                 ReportKind::Timeout(_) => format!("when the timeout stopped `{body}`"),
             };
             let message = format!(

@@ -175,6 +175,8 @@ pub(crate) struct LeakReport {
     /// Without `tokio_unstable`, the `untracked` tasks may have been spawned by the test's
     /// background work, which cannot be told apart from the test's own plain tasks.
     pub(crate) background_spawns_untracked: bool,
+    /// The body panicked (its message was printed when it did), rather than returned.
+    pub(crate) body_panicked: bool,
 }
 
 impl LeakReport {
@@ -184,6 +186,15 @@ impl LeakReport {
 
     pub(crate) fn total(&self) -> usize {
         self.stragglers.len() + self.untracked + self.untracked_blocking
+    }
+
+    /// How the body ended, for "after the body ...".
+    pub(crate) fn body_ended(&self) -> &'static str {
+        if self.body_panicked {
+            "panicked"
+        } else {
+            "returned"
+        }
     }
 
     /// The stragglers by spawn site, the site with most tasks first.
@@ -377,9 +388,10 @@ impl Display for LeakReport {
                 };
                 writeln!(
                     f,
-                    "leak-check: {who} leaked {} (still alive {} after the body returned)",
+                    "leak-check: {who} leaked {} (still alive {} after the body {})",
                     plural(self.total(), "task"),
-                    Human(self.waited)
+                    Human(self.waited),
+                    self.body_ended()
                 )?
             }
             ReportKind::Timeout(limit) => writeln!(
@@ -861,6 +873,7 @@ pub(super) mod tests {
             allowed: 0,
             untracked_blocking: 0,
             background_spawns_untracked: false,
+            body_panicked: false,
         }
     }
 
