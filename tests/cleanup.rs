@@ -326,6 +326,78 @@ fn a_task_not_run_elsewhere_hides_no_plain_leak() {
     }
 }
 
+// tokio counts a task in the runtime it was spawned onto, whichever thread runs it: a tracked task
+// of another runtime that a thread of the test's runtime drives (from `block_in_place`, or from a
+// blocking closure) does not hide a plain leak, and adds none.
+fn drive_another_runtime_here() {
+    let side = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    side.block_on(async {
+        leak_check::Builder::new()
+            .name("elsewhere")
+            .spawn(std::future::pending::<()>());
+        leak_check::spawn_background(std::future::pending::<()>());
+        tokio::task::yield_now().await;
+    });
+    // Its tasks stay alive, and were polled by this thread.
+    std::mem::forget(side);
+}
+
+#[leak_check(allow_names = ["elsewhere"])]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "leaks on purpose; run by a_task_run_elsewhere_by_the_tests_thread_hides_no_plain_leak"]
+async fn leak_plain_beside_a_task_run_elsewhere_in_place() {
+    // site(plain_beside_in_place): tokio::spawn
+    tokio::spawn(std::future::pending::<()>());
+    tokio::task::block_in_place(drive_another_runtime_here);
+}
+
+#[leak_check(allow_names = ["elsewhere"])]
+#[tokio::test]
+#[ignore = "leaks on purpose; run by a_task_run_elsewhere_by_the_tests_thread_hides_no_plain_leak"]
+async fn leak_plain_beside_a_task_run_elsewhere_by_a_blocking_thread() {
+    // site(plain_beside_blocking): tokio::spawn
+    tokio::spawn(std::future::pending::<()>());
+    leak_check::spawn_blocking(drive_another_runtime_here)
+        .await
+        .unwrap();
+}
+
+#[leak_check(allow_names = ["elsewhere"])]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_run_elsewhere_by_the_tests_thread_adds_no_plain_leak() {
+    tokio::task::block_in_place(drive_another_runtime_here);
+    leak_check::spawn_blocking(drive_another_runtime_here)
+        .await
+        .unwrap();
+}
+
+#[test]
+fn a_task_run_elsewhere_by_the_tests_thread_hides_no_plain_leak() {
+    for (test, label) in [
+        (
+            "leak_plain_beside_a_task_run_elsewhere_in_place",
+            "plain_beside_in_place",
+        ),
+        (
+            "leak_plain_beside_a_task_run_elsewhere_by_a_blocking_thread",
+            "plain_beside_blocking",
+        ),
+    ] {
+        let output = expect_failure(test);
+        assert!(output.contains("leaked 1 task"), "{test}: {output}");
+        if cfg!(tokio_unstable) {
+            assert_reports(&output, 1, &site_of(label));
+        } else {
+            assert!(
+                output.contains("with plain `tokio::spawn`"),
+                "{test}: {output}"
+            );
+        }
+    }
+}
+
 // A stopped task ends for good: tokio cancels it, so whoever awaits its JoinHandle gets
 // `Cancelled` instead of waiting for ever, and it leaves the runtime's count.
 #[leak_check]

@@ -16,7 +16,7 @@ use tokio::runtime::{Handle, RuntimeFlavor, RuntimeMetrics};
 use crate::config::allow::AllowList;
 use crate::report::{LeakReport, ReportKind, StopOutcome, Straggler, Unstoppable};
 use crate::tracking::owner::Owner;
-use crate::tracking::record::{Bound, TaskKind, NOT_RUN_YET};
+use crate::tracking::record::TaskKind;
 use crate::tracking::{CheckCore, Phase, TaskRecord};
 use wait::Until;
 
@@ -89,8 +89,8 @@ impl Check {
     }
 
     /// Alive tasks of the test's own runtime that leak-check does not track: tokio's count less
-    /// the tracked tasks that run there, or, for a task that has not run yet, that were spawned
-    /// onto it (so a tracked task bound for another runtime never hides a plain one).
+    /// the tracked tasks spawned onto it (so a tracked task of another runtime never hides a
+    /// plain one, even where a thread of the test's runtime drives it).
     fn untracked(&self, live: &[Arc<TaskRecord>]) -> usize {
         if self.allow.untracked {
             return 0;
@@ -101,11 +101,7 @@ impl Check {
         let tracked_here = live
             .iter()
             .filter(|record| matches!(record.kind, TaskKind::Async | TaskKind::Plain))
-            .filter(|record| match (record.runtime(), record.bound) {
-                (NOT_RUN_YET, Bound::Token(token)) => token == count.token,
-                (NOT_RUN_YET, Bound::Runtime(id)) => id == count.handle.id(),
-                (runtime, _) => runtime == count.token,
-            })
+            .filter(|record| record.bound.is(&count.handle, count.token))
             .count();
         count
             .metrics
@@ -137,7 +133,9 @@ impl Check {
             .saturating_sub(count.metrics.num_idle_blocking_threads());
         let tracked_here = live
             .iter()
-            .filter(|record| record.closure_running() && record.runtime() == count.token)
+            .filter(|record| {
+                record.closure_running() && record.bound.is(&count.handle, count.token)
+            })
             .count();
         busy.saturating_sub(tracked_here)
     }

@@ -5,8 +5,8 @@
 //! parallel on one runtime never see each other's tasks.
 //!
 //! The thread also carries a runtime token: the number of the leak-check runtime it works for,
-//! if any, so that a task can tell which runtime runs it (tokio gives runtimes no stable
-//! identity).
+//! if any, which names the runtime of a plain task its hooks see, and of a spawn made where no
+//! runtime is current.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -102,6 +102,17 @@ pub(crate) enum Bound {
 }
 
 impl Bound {
+    /// Whether tokio counts a task bound so among the tasks of the runtime behind `handle`,
+    /// which carries `token` on its threads: tokio counts a task in the runtime it was spawned
+    /// onto, whichever thread polls it (a thread of one runtime can drive another's tasks,
+    /// through `block_on` in `block_in_place` or in a blocking closure).
+    pub(crate) fn is(self, handle: &tokio::runtime::Handle, token: u64) -> bool {
+        match self {
+            Bound::Token(bound) => bound == token,
+            Bound::Runtime(id) => id == handle.id(),
+        }
+    }
+
     /// The runtime a spawn onto `handle`, or onto the current runtime for `None`, puts its task
     /// on. Without a current runtime (the spawn is about to panic, or a blocking closure is
     /// spawned from a thread of no runtime), the thread's token.
@@ -216,10 +227,9 @@ pub(crate) struct TaskRecord {
     abort: Mutex<Abort>,
     /// Set by a stop; read at each poll, which then drops the future instead of polling it.
     stop_requested: AtomicBool,
-    /// The leak-check runtime whose thread first polled it (its blocking closure: ran it):
-    /// [`NOT_RUN_YET`] until then, [`NO_LEAK_CHECK_RUNTIME`] for a thread of no such runtime.
-    /// See `owner::runtime_token`.
-    runtime: AtomicU64,
+    /// Set by its first poll (a blocking task: when its closure starts), and never reset: the
+    /// poll count wraps.
+    polled: AtomicBool,
     /// When the task first returned `Pending` (a blocking task: when its closure started), in
     /// nanoseconds since `EPOCH` (0: not yet).
     started: AtomicU64,
@@ -236,19 +246,6 @@ pub(crate) struct TaskRecord {
     /// handle's.
     #[cfg(tokio_unstable)]
     task_id: OnceLock<tokio::task::Id>,
-}
-
-/// [`TaskRecord::runtime`] of a task that has not run yet.
-pub(crate) const NOT_RUN_YET: u64 = 0;
-/// [`TaskRecord::runtime`] of a task that ran on a thread of a runtime leak-check did not build.
-pub(crate) const NO_LEAK_CHECK_RUNTIME: u64 = u64::MAX;
-
-/// The runtime token of this thread, as a record keeps it.
-fn runtime_here() -> u64 {
-    match super::owner::runtime_token() {
-        0 => NO_LEAK_CHECK_RUNTIME,
-        token => token,
-    }
 }
 
 /// Strong references to the record of a live, tracked async task when it is not being polled:
@@ -279,7 +276,7 @@ impl TaskRecord {
             origin_for_children: OnceLock::new(),
             abort: Mutex::new(Abort::default()),
             stop_requested: AtomicBool::new(false),
-            runtime: AtomicU64::new(NOT_RUN_YET),
+            polled: AtomicBool::new(false),
             started: AtomicU64::new(0),
             polls: AtomicU32::new(0),
             polls_at_mark: AtomicU32::new(0),
@@ -417,11 +414,6 @@ impl TaskRecord {
         self.abort.lock().requested
     }
 
-    /// The runtime token of the thread that first ran the task (see the field).
-    pub(crate) fn runtime(&self) -> u64 {
-        self.runtime.load(Ordering::Relaxed)
-    }
-
     /// A blocking task whose closure has started (it can no longer be stopped).
     pub(crate) fn closure_running(&self) -> bool {
         self.kind == TaskKind::Blocking && self.started.load(Ordering::Relaxed) != 0
@@ -429,15 +421,14 @@ impl TaskRecord {
 
     /// For blocking tasks, whose age counts from the start of their closure.
     pub(crate) fn closure_started(&self) {
-        self.runtime.store(runtime_here(), Ordering::Relaxed);
+        self.polled.store(true, Ordering::Relaxed);
         self.started
             .store(since_epoch(Instant::now()).max(1), Ordering::Relaxed);
     }
 
     /// Whether the task has been polled (a blocking task: whether its closure has started).
-    /// Read off the runtime its first poll noted, which is never reset: the poll count wraps.
     pub(crate) fn polled(&self) -> bool {
-        self.runtime.load(Ordering::Relaxed) != NOT_RUN_YET
+        self.polled.load(Ordering::Relaxed)
     }
 
     /// Returns whether this is the task's first poll. `counted` is false for the poll that
@@ -447,7 +438,7 @@ impl TaskRecord {
         // Not `polls == 0`: the count wraps, and a task polled 2^32 times is not new.
         let first = !self.polled();
         if first {
-            self.runtime.store(runtime_here(), Ordering::Relaxed);
+            self.polled.store(true, Ordering::Relaxed);
         }
         // A tracked task's first poll runs with tokio's own waker, and `woken` is left set
         // through it (a new record starts woken): so a first poll that returns `Pending` is
