@@ -87,6 +87,90 @@ fn a_panicking_task_does_not_hide_a_leak() {
     assert_reports(&output, 1, &site_of("beside_panic"));
 }
 
+// --- A busy machine does not turn a finishing task into a leak ---------------------------------
+
+// A poll that began during the grace period and outlasts it is waited for: a thread the machine
+// took away in the middle of a poll looks the same to the check.
+#[leak_check(flavor = "multi_thread", worker_threads = 2, grace_ms = 50)]
+async fn a_poll_that_began_during_the_grace_period_is_waited_for() {
+    leak_check::spawn(async {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        std::thread::sleep(Duration::from_millis(150));
+    });
+}
+
+/// A task's output whose `Drop` takes a while: tokio drops it (the task's JoinHandle is gone)
+/// after the task has ended for leak-check and before it leaves tokio's count of the runtime's
+/// tasks, as a thread taken off its core there would.
+struct SlowDrop;
+
+impl Drop for SlowDrop {
+    fn drop(&mut self) {
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+#[leak_check(flavor = "multi_thread", worker_threads = 2, grace_ms = 10)]
+async fn a_task_that_ended_is_no_plain_task_while_tokio_still_counts_it() {
+    leak_check::spawn(async {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        SlowDrop
+    });
+}
+
+// Tasks that all wait for the one thread, and keep ending, are waited for past the hard deadline
+// (a second for this grace period): 300 first polls of 5 ms each take 1.5 s.
+#[leak_check(grace_ms = 10)]
+#[tokio::test]
+async fn tasks_that_keep_ending_are_waited_for_past_the_hard_deadline() {
+    for _ in 0..300 {
+        leak_check::spawn(async { std::thread::sleep(Duration::from_millis(5)) });
+    }
+}
+
+#[leak_check(grace_ms = 10)]
+#[tokio::test]
+#[ignore = "leaks on purpose; run by a_leak_beside_tasks_that_keep_ending_is_reported_alone"]
+async fn leak_beside_tasks_that_keep_ending() {
+    // site(beside_ending): leak_check::spawn
+    leak_check::spawn(std::future::pending::<()>());
+    for _ in 0..300 {
+        leak_check::spawn(async { std::thread::sleep(Duration::from_millis(5)) });
+    }
+}
+
+#[test]
+fn a_leak_beside_tasks_that_keep_ending_is_reported_alone() {
+    let output = expect_failure("leak_beside_tasks_that_keep_ending");
+    assert!(output.contains("leaked 1 task "), "{output}");
+    assert_reports(&output, 1, &site_of("beside_ending"));
+}
+
+// A worker that gets one message during the grace period is waiting, not looping: its first
+// poll, during the grace period too, is it starting.
+#[leak_check]
+#[tokio::test]
+#[ignore = "leaks on purpose; run by one_message_during_the_grace_period_is_no_loop"]
+async fn leak_worker_woken_once_during_the_grace_period() {
+    let (sender, mut inbox) = tokio::sync::mpsc::unbounded_channel::<u32>();
+    // site(woken_once): leak_check::spawn
+    leak_check::spawn(async move { while inbox.recv().await.is_some() {} });
+    let late = sender.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        let _ = late.send(1);
+    });
+    std::mem::forget(sender);
+}
+
+#[test]
+fn one_message_during_the_grace_period_is_no_loop() {
+    let output = expect_failure("leak_worker_woken_once_during_the_grace_period");
+    assert_reports(&output, 1, &site_of("woken_once"));
+    assert!(output.contains("waiting:"), "{output}");
+    assert!(!output.contains("busy"), "{output}");
+}
+
 // A body that panics and leaks: its panic message once, then the report, and the test fails with
 // the body's own panic.
 #[leak_check]

@@ -27,6 +27,14 @@ const DROP_TIMEOUT: Duration = Duration::from_secs(1);
 /// A woken task not polled for this long at the deadline is waiting for a thread, and the
 /// deadline moves on by this much, up to the hard deadline.
 const PATIENCE: Duration = Duration::from_millis(10);
+/// After the live tasks changed (one ended), how long tokio's count of a multi-thread runtime's
+/// tasks may still include it: tokio takes a task out of its count just after dropping its
+/// future, on the same thread, which a busy machine can take off its core in between.
+const PLAIN_COUNT_LAG: Duration = Duration::from_millis(50);
+/// While the check's own tasks keep ending (their count reaches a new low at least this often),
+/// the verdict waits past the hard deadline, up to [`Check::drain_deadline`]: a test whose tasks
+/// are still ending is not leaking, only slow.
+const DRAIN_WINDOW: Duration = Duration::from_millis(100);
 /// Rounds of cleanup (each stops what the `Drop`s of the round before spawned) before the check
 /// closes, after which whatever is spawned is aborted at once.
 const MAX_CLEANUP_ROUNDS: usize = 64;
@@ -159,6 +167,9 @@ impl Check {
 
     /// Nothing to report now: no own task (or only allowed ones), nothing untracked.
     fn is_clean(&self) -> bool {
+        if !self.allow.may_allow_some() && self.core.own_live() > 0 {
+            return false;
+        }
         if self.runtime.is_none() && !self.allow.may_allow_some() {
             return self.core.own_live() == 0;
         }
@@ -195,24 +206,34 @@ impl Check {
         }
         // The verdict is judged in real time, whatever the test's clock was doing.
         resume_paused_clock();
-        // A task that has not been polled yet may not have had a thread: give it the extra time.
-        let starved = || {
-            let now = Instant::now();
-            self.core
-                .snapshot()
-                .iter()
-                .any(|record| self.is_reportable(record) && record.starved(now, PATIENCE))
-        };
         let deadline = body_ended + self.grace;
         let hard_deadline = self.hard_deadline(deadline);
+        let mut overloaded = overloaded_since(deadline);
+        let mut plain_count_may_lag = self.plain_count_may_lag();
+        let mut draining = self.draining();
+        // Each asked every time, so that each keeps up.
+        let may_extend = move || {
+            let now = Instant::now();
+            let late = overloaded();
+            let lagging = plain_count_may_lag(now);
+            let drains = draining(now);
+            // A task that may still end, given a thread: the extra time is for it.
+            let ending = || {
+                self.core
+                    .snapshot()
+                    .iter()
+                    .any(|record| self.is_reportable(record) && record.may_end_soon(now, PATIENCE))
+            };
+            (now < hard_deadline && (late || lagging || ending())) || drains
+        };
         let own_at_most = (!self.allow.may_allow_some()).then_some(0);
         let settled = self
             .until(
                 own_at_most,
                 || self.is_clean(),
-                starved,
+                may_extend,
                 deadline,
-                hard_deadline,
+                self.drain_deadline(deadline),
             )
             .await;
         if settled {
@@ -408,14 +429,16 @@ impl Check {
         };
         let deadline = Instant::now() + self.grace;
         let mut overloaded = overloaded_since(deadline);
-        let starved = || {
+        let ending = || {
             let now = Instant::now();
-            alive().iter().any(|record| record.starved(now, PATIENCE))
+            alive()
+                .iter()
+                .any(|record| record.may_end_soon(now, PATIENCE))
         };
         // Both asked each time, so that the overload clock keeps up.
         let may_extend = move || {
             let late = overloaded();
-            starved() || late
+            ending() || late
         };
         self.until(
             None,
@@ -438,6 +461,49 @@ impl Check {
     /// How far a deadline may move while tasks still wait for a thread.
     fn hard_deadline(&self, deadline: Instant) -> Instant {
         deadline + (self.grace * 4).max(Duration::from_secs(1))
+    }
+
+    /// How far the verdict's deadline may move while the check's own tasks keep ending.
+    fn drain_deadline(&self, deadline: Instant) -> Instant {
+        deadline + (self.grace * 10).max(Duration::from_secs(10))
+    }
+
+    /// For the verdict's `may_extend`: whether tokio's count of the test's multi-thread runtime
+    /// may still include a task of the check that has ended ([`PLAIN_COUNT_LAG`]), while that
+    /// count says a plain task is alive. A current-thread runtime's count never lags the check,
+    /// which runs on the same thread between tasks.
+    fn plain_count_may_lag(&self) -> impl FnMut(Instant) -> bool + '_ {
+        let mut live_before = self.core.all_live();
+        let mut changed_at: Option<Instant> = None;
+        move |now| {
+            let Some(count) = &self.runtime else {
+                return false;
+            };
+            let live = self.core.all_live();
+            if live != live_before {
+                live_before = live;
+                changed_at = Some(now);
+            }
+            count.handle.runtime_flavor() != RuntimeFlavor::CurrentThread
+                && changed_at.is_some_and(|at| now.saturating_duration_since(at) < PLAIN_COUNT_LAG)
+                && self.untracked(&self.core.snapshot()) > 0
+        }
+    }
+
+    /// For the verdict's `may_extend`: whether the check's own tasks are still ending, their
+    /// count having reached a new low within the last [`DRAIN_WINDOW`]. A count that only goes
+    /// up and down (a loop that spawns short tasks) reaches no new low.
+    fn draining(&self) -> impl FnMut(Instant) -> bool + '_ {
+        let mut lowest = self.core.own_live();
+        let mut lowered_at: Option<Instant> = None;
+        move |now| {
+            let own = self.core.own_live();
+            if own < lowest {
+                lowest = own;
+                lowered_at = Some(now);
+            }
+            lowered_at.is_some_and(|at| now.saturating_duration_since(at) < DRAIN_WINDOW)
+        }
     }
 
     /// Each straggler's async backtrace, where task dumps are available.
@@ -543,7 +609,7 @@ impl Check {
 /// For `Until::may_extend`: whether the check itself woke more than [`PATIENCE`] after it was
 /// due (first at `deadline`, then at each extension): the machine is too loaded to run the
 /// check on time, so the tasks it waits for may not have had a thread either. What shows that
-/// for a tracked task (`TaskRecord::starved`) is not known of a plain one.
+/// for a tracked task (`TaskRecord::may_end_soon`) is not known of a plain one.
 fn overloaded_since(deadline: Instant) -> impl FnMut() -> bool + Unpin {
     let mut due = deadline;
     move || {

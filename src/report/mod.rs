@@ -753,7 +753,7 @@ fn state_meaning(state: TaskState) -> &'static str {
         TaskState::Busy => "polled again and again during the grace period: it keeps running",
         TaskState::Runnable => "woken, and waiting for a worker to poll it",
         TaskState::StuckInPoll => {
-            "inside one poll for the whole grace period: a blocking call in async code"
+            "inside a poll that has not returned: a blocking call in async code"
         }
         TaskState::Blocking => "a spawn_blocking closure that has not returned",
         TaskState::Pending => {

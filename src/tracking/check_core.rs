@@ -147,7 +147,6 @@ impl CheckCore {
     }
 
     /// Live tasks, background work included.
-    #[cfg(all(test, leak_check_loom))]
     pub(crate) fn all_live(&self) -> usize {
         self.tasks.lock().live.len()
     }
@@ -216,7 +215,6 @@ impl Slab {
         record
     }
 
-    #[cfg(all(test, leak_check_loom))]
     fn len(&self) -> usize {
         self.slots.len() - self.free.len()
     }

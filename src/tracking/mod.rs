@@ -27,7 +27,8 @@
 //! | a record's late mark | `register`, under the check's lock | a task spawned once the phase is past `Open` |
 //! | a record's stop mark | a stop (`request_stop`, `abort`), or `register` once `Closed` | read at each poll of an async task and before a blocking closure runs, which then drop the future or closure instead |
 //! | a record's abort state (own lock) | the check (`abort`), or `register` once `Closed`; the handle by the spawner once tokio gives it | whichever of request and handle comes second aborts |
-//! | a record's activity (polled, polls, woken, in poll, times) | the thread polling the task; `woken` also by any waker | read by the report, and by the check to extend its deadline |
+//! | a record's activity (polled, polls, woken, in poll, finished, times) | the thread polling the task; `woken` also by any waker | read by the report, and by the check to extend its deadline |
+//! | a record's mark (polls, polled, in poll, as the body ended) | the check (`mark`) | read by the check alone, to tell what the task did since |
 //!
 //! Orderings that pair: the check's lock orders every change of the set and the phase (the lock's
 //! release and acquire). A record's abort request and its handle are ordered by the record's own

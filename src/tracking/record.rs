@@ -234,8 +234,15 @@ pub(crate) struct TaskRecord {
     /// nanoseconds since `EPOCH` (0: not yet).
     started: AtomicU64,
     polls: AtomicU32,
+    /// What `mark` saw when the body ended (see [`TaskRecord::mark`]): written and read by the
+    /// check alone.
     polls_at_mark: AtomicU32,
+    polled_at_mark: AtomicBool,
+    in_poll_at_mark: AtomicBool,
     in_poll: AtomicBool,
+    /// Set once its future has returned `Ready`: it is ending, and only waits for tokio to drop
+    /// it.
+    finished: AtomicBool,
     /// Set by a wake, cleared when a poll starts. A new task starts scheduled.
     woken: AtomicBool,
     /// When the last poll returned `Pending`, in nanoseconds since `EPOCH` (0: never).
@@ -280,7 +287,10 @@ impl TaskRecord {
             started: AtomicU64::new(0),
             polls: AtomicU32::new(0),
             polls_at_mark: AtomicU32::new(0),
+            polled_at_mark: AtomicBool::new(false),
+            in_poll_at_mark: AtomicBool::new(false),
             in_poll: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
             woken: AtomicBool::new(true),
             last_pending: AtomicU64::new(0),
             task_waker: OnceLock::new(),
@@ -487,11 +497,42 @@ impl TaskRecord {
         self.in_poll.store(false, Ordering::Release);
     }
 
-    /// Remembers the poll count, so the report can tell a task that kept running during the
-    /// grace period from one that sat still.
+    /// Remembers where the task stood when the body ended, so the report can tell a task that
+    /// kept running during the grace period from one that sat still, and a poll stuck since
+    /// before it from one that began during it. A task spawned later is never marked: all it did
+    /// was during the grace period.
     pub(crate) fn mark(&self) {
         self.polls_at_mark
             .store(self.polls.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.polled_at_mark.store(self.polled(), Ordering::Relaxed);
+        self.in_poll_at_mark
+            .store(self.in_poll(), Ordering::Relaxed);
+    }
+
+    /// The future returned `Ready`: the task ends as soon as tokio drops it.
+    pub(crate) fn mark_finished(&self) {
+        self.finished.store(true, Ordering::Relaxed);
+    }
+
+    /// Its polls since the mark.
+    fn since_mark(&self) -> SinceMark {
+        let started = self
+            .polls
+            .load(Ordering::Relaxed)
+            .wrapping_sub(self.polls_at_mark.load(Ordering::Relaxed));
+        let in_poll = self.in_poll();
+        // A poll still running is not evidence of a loop, and neither is the task's first poll:
+        // count the others that returned.
+        let running = u32::from(in_poll && started > 0);
+        let first = u32::from(!self.polled_at_mark.load(Ordering::Relaxed) && started > 0);
+        SinceMark {
+            in_poll,
+            // The hand-over poll is not counted (see `Tracked`): a poll that was not running
+            // at the mark began after it too.
+            poll_began_after_mark: in_poll
+                && (started > 0 || !self.in_poll_at_mark.load(Ordering::Relaxed)),
+            completed: started.saturating_sub(running).saturating_sub(first),
+        }
     }
 
     /// Inside a poll now.
@@ -503,27 +544,36 @@ impl TaskRecord {
         at_nanos(self.last_pending.load(Ordering::Relaxed))
     }
 
-    /// Waiting for a thread rather than stuck: a blocking closure not started yet, or a task
-    /// woken (or never polled) whose last poll ended more than `patience` ago.
-    pub(crate) fn starved(&self, now: Instant, patience: Duration) -> bool {
+    /// No evidence of a leak yet, only of a thread it waits for: a blocking closure not started;
+    /// a task that returned `Ready` and waits to be dropped; one inside a poll that began after
+    /// the mark, unless it keeps coming back (a thread taken from it mid-poll looks the same);
+    /// one woken (or never polled) and not polled since, unless it keeps waking itself (a loop)
+    /// and was last polled less than `patience` ago.
+    pub(crate) fn may_end_soon(&self, now: Instant, patience: Duration) -> bool {
         if self.kind == TaskKind::Blocking {
             return !self.closure_running();
         }
+        if self.finished.load(Ordering::Relaxed) {
+            return true;
+        }
+        let since = self.since_mark();
+        if since.in_poll {
+            return since.poll_began_after_mark && since.completed <= 1;
+        }
         self.woken.load(Ordering::SeqCst)
-            && !self.in_poll()
-            && self
-                .last_pending_at()
-                .is_none_or(|at| now.saturating_duration_since(at) > patience)
+            && (since.completed <= 1
+                || self
+                    .last_pending_at()
+                    .is_none_or(|at| now.saturating_duration_since(at) > patience))
     }
 
     /// What the task is doing. `held_by_caller` is how many references to the record the caller
     /// holds besides the task's own.
     pub(crate) fn activity(self: &Arc<Self>, now: Instant, held_by_caller: usize) -> Activity {
         let polls = self.polls.load(Ordering::Relaxed);
-        let polls_during_grace = polls.wrapping_sub(self.polls_at_mark.load(Ordering::Relaxed));
-        let in_poll = self.in_poll();
-        // A poll still running is not evidence of a loop: count the ones that returned.
-        let completed_during_grace = polls_during_grace.saturating_sub(u32::from(in_poll));
+        let SinceMark {
+            in_poll, completed, ..
+        } = self.since_mark();
         let idle_for = if in_poll {
             None
         } else {
@@ -538,12 +588,15 @@ impl TaskRecord {
             } else {
                 TaskState::Runnable
             }
-        } else if in_poll && completed_during_grace <= 1 {
+        } else if in_poll && completed <= 1 {
             // Inside a poll that began before the grace period, or after at most one other.
             TaskState::StuckInPoll
-        } else if completed_during_grace >= 2 {
+        } else if completed >= 2 {
             TaskState::Busy
-        } else if self.woken.load(Ordering::Acquire) || in_poll {
+        } else if self.woken.load(Ordering::Acquire)
+            || in_poll
+            || self.finished.load(Ordering::Relaxed)
+        {
             TaskState::Runnable
         } else if self.kind == TaskKind::Plain {
             TaskState::Pending
@@ -571,6 +624,14 @@ impl Wake for TaskRecord {
     }
 }
 
+/// A task's polls since [`TaskRecord::mark`].
+struct SinceMark {
+    in_poll: bool,
+    poll_began_after_mark: bool,
+    /// Polls that began and returned since, its first poll not counted.
+    completed: u32,
+}
+
 /// What a straggler was doing when the grace period ran out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum TaskState {
@@ -582,7 +643,8 @@ pub(crate) enum TaskState {
     Busy,
     /// Woken (or never polled yet) and waiting for a worker to poll it.
     Runnable,
-    /// Inside one poll for the whole grace period: blocking the worker thread.
+    /// Inside a poll that has not returned (since before the grace period, or long enough that the
+    /// check stopped waiting for it): blocking the worker thread.
     StuckInPoll,
     /// A `spawn_blocking` closure that has not returned.
     Blocking,
@@ -597,4 +659,102 @@ pub(crate) struct Activity {
     pub(crate) age: Option<Duration>,
     pub(crate) idle_for: Option<Duration>,
     pub(crate) state: TaskState,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::Location;
+    use std::sync::Arc;
+    use std::task::Waker;
+    use std::time::{Duration, Instant};
+
+    use super::{Bound, TaskKind, TaskRecord};
+    use crate::tracking::owner::Owner;
+    use crate::tracking::CheckCore;
+
+    const PATIENCE: Duration = Duration::from_millis(10);
+
+    fn record() -> Arc<TaskRecord> {
+        let owner = Owner::Body(Arc::new(CheckCore::new()));
+        Arc::new(TaskRecord::new(
+            &owner,
+            Location::caller(),
+            None,
+            TaskKind::Async,
+            Bound::Token(0),
+            false,
+        ))
+    }
+
+    /// One poll that returns `Pending` (`counted`: not the hand-over poll).
+    fn poll_pending(record: &TaskRecord) {
+        record.poll_started(true);
+        record.poll_ended(true, Waker::noop());
+    }
+
+    fn may_end_soon(record: &TaskRecord) -> bool {
+        record.may_end_soon(Instant::now(), PATIENCE)
+    }
+
+    #[test]
+    fn a_task_that_returned_ready_may_end_soon() {
+        let record = record();
+        poll_pending(&record);
+        record.mark();
+        record.poll_started(true);
+        record.poll_ended(false, Waker::noop());
+        assert!(!may_end_soon(&record), "not woken, not finished: waiting");
+        record.mark_finished();
+        assert!(may_end_soon(&record), "finished: tokio is about to drop it");
+    }
+
+    #[test]
+    fn a_poll_begun_after_the_mark_may_end_soon_and_one_from_before_may_not() {
+        let stuck = record();
+        stuck.poll_started(true);
+        stuck.mark();
+        assert!(
+            !may_end_soon(&stuck),
+            "in the same poll since before the mark"
+        );
+
+        let running = record();
+        poll_pending(&running);
+        running.mark();
+        running.poll_started(true);
+        assert!(may_end_soon(&running), "a poll that began after the mark");
+
+        let handing_over = record();
+        poll_pending(&handing_over);
+        handing_over.mark();
+        handing_over.poll_started(false);
+        assert!(
+            may_end_soon(&handing_over),
+            "the uncounted hand-over poll began after the mark too"
+        );
+    }
+
+    #[test]
+    fn a_task_woken_soon_after_its_last_poll_may_end_soon_unless_it_loops() {
+        let woken = record();
+        woken.mark();
+        // Its first poll, after the mark: it starts, and stays woken (see `poll_started`).
+        poll_pending(&woken);
+        assert!(may_end_soon(&woken), "woken, and polled only to start");
+
+        let looping = record();
+        looping.mark();
+        for _ in 0..4 {
+            poll_pending(&looping);
+            looping.wake_task();
+        }
+        assert!(
+            !may_end_soon(&looping),
+            "it keeps waking itself, and was polled just now"
+        );
+        assert!(
+            looping.may_end_soon(Instant::now() + PATIENCE * 2, PATIENCE),
+            "a loop not polled for longer than the patience waits for a thread"
+        );
+    }
 }

@@ -130,6 +130,7 @@ impl<F: Future> Future for Tracked<F> {
                     if result.is_ready() {
                         // Dropped here, as the owner, before tokio drops the output's task.
                         this.inner.set(None);
+                        record.mark_finished();
                     }
                     result
                 }
