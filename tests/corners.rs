@@ -171,6 +171,60 @@ fn one_message_during_the_grace_period_is_no_loop() {
     assert!(!output.contains("busy"), "{output}");
 }
 
+// A task whose runtime nothing drives any more: more grace would not help, and cleanup cannot
+// have it dropped, so the report says so.
+static NEVER_DRIVEN: Lazy<Runtime> = Lazy::new(|| {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+});
+
+#[leak_check]
+#[tokio::test]
+#[ignore = "leaks on purpose; run by a_task_nothing_runs_is_named_so"]
+async fn leak_on_a_runtime_nothing_drives() {
+    // site(never_driven): leak_check::spawn_on
+    leak_check::spawn_on(async {}, NEVER_DRIVEN.handle());
+}
+
+#[test]
+fn a_task_nothing_runs_is_named_so() {
+    let output = expect_failure("leak_on_a_runtime_nothing_drives");
+    assert_reports(&output, 1, &site_of("never_driven"));
+    assert!(
+        output.contains("nothing polled it after the body ended"),
+        "{output}"
+    );
+    assert!(!output.contains("grace_ms = "), "{output}");
+    assert!(
+        output.contains(
+            "leak-check aborted 1 task, but nothing runs it any more, so it is not dropped"
+        ),
+        "{output}"
+    );
+}
+
+// A task inside `block_in_place` is one straggler: the blocking thread that takes its worker's
+// place is no plain `spawn_blocking` closure (tokio_unstable counts busy blocking threads).
+#[leak_check]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "leaks on purpose; run by a_task_in_block_in_place_is_one_straggler"]
+async fn leak_inside_block_in_place() {
+    // site(in_place): leak_check::spawn
+    leak_check::spawn(async {
+        tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(400)));
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+#[test]
+fn a_task_in_block_in_place_is_one_straggler() {
+    let output = expect_failure("leak_inside_block_in_place");
+    assert!(output.contains("leaked 1 task "), "{output}");
+    assert_reports(&output, 1, &site_of("in_place"));
+    assert!(!output.contains("blocking closure"), "{output}");
+}
+
 // A body that panics and leaks: its panic message once, then the report, and the test fails with
 // the body's own panic.
 #[leak_check]

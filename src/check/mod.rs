@@ -122,16 +122,20 @@ impl Check {
     ///
     /// tokio counts busy blocking threads, not who started their closures: while background or
     /// allowed work of the check is alive (which may be doing blocking I/O through tokio, as
-    /// `tokio::fs` and DNS lookups do), the count cannot be held against the test.
+    /// `tokio::fs` and DNS lookups do), or a task of the check is inside a poll (which may be
+    /// inside `block_in_place`, whose worker's place a blocking thread takes), the count cannot
+    /// be held against the test.
     #[cfg(tokio_unstable)]
     fn untracked_blocking(&self, live: &[Arc<TaskRecord>]) -> usize {
         let Some(count) = &self.runtime else {
             return 0;
         };
         if self.allow.untracked
-            || live
-                .iter()
-                .any(|record| record.background || self.is_allowed(record))
+            || live.iter().any(|record| {
+                record.background
+                    || self.is_allowed(record)
+                    || (record.kind != TaskKind::Blocking && record.in_poll())
+            })
         {
             return 0;
         }
@@ -340,7 +344,7 @@ impl Check {
             report.untracked_late = late_plain;
         }
         if let Some(report) = &mut report {
-            self.say_what_became_of(report);
+            self.say_what_became_of(report, &given_up);
         }
         report
     }
@@ -348,7 +352,7 @@ impl Check {
     /// Tells, for each straggler, what cleanup did: a task no longer alive was stopped; one still
     /// alive is a plain task its runtime's shutdown drops, a running blocking closure, or a task
     /// inside a poll that has not returned.
-    fn say_what_became_of(&self, report: &mut LeakReport) {
+    fn say_what_became_of(&self, report: &mut LeakReport, waited_in_vain: &HashSet<u64>) {
         let alive: HashMap<u64, Arc<TaskRecord>> = self
             .core
             .snapshot()
@@ -363,6 +367,8 @@ impl Check {
                     StopOutcome::CannotStop(Unstoppable::BlockingClosure)
                 }
                 Some(record) if record.in_poll() => StopOutcome::CannotStop(Unstoppable::InPoll),
+                // Cleanup waited for its drop in vain: nothing runs it.
+                Some(record) if waited_in_vain.contains(&record.id) => StopOutcome::AbortedNotRun,
                 // Aborted, and not dropped yet: tokio drops it when its runtime next runs it.
                 Some(_) => StopOutcome::Aborted,
             };

@@ -39,6 +39,13 @@ fn behaviour(group: &Group<'_>, awaits: &[Await], in_dependency: bool) -> String
             .to_owned();
     }
     let state = group.states()[0].0;
+    if state == TaskState::Runnable && group.members.iter().all(|s| s.unpolled_since_body) {
+        return "nothing polled it after the body ended, though it was ready to run: the runtime \
+                or LocalSet it was spawned onto is blocked, or nothing drives it any more (one \
+                that was forgotten, or is never run again); more grace does not help: run it to \
+                the end, or drop it, before the test ends"
+            .to_owned();
+    }
     if let Some(hint) = not_at_an_await(state) {
         return hint.to_owned();
     }

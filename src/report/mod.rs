@@ -46,6 +46,8 @@ pub(crate) struct Straggler {
     /// How many of its ancestors in a row were spawned at its own site: more than 0 for a task
     /// that re-spawns itself.
     pub(crate) respawns: u32,
+    /// Not polled since the body ended (or since its spawn, if later).
+    pub(crate) unpolled_since_body: bool,
 }
 
 /// What cleanup does with a straggler once it is reported.
@@ -55,6 +57,10 @@ pub(crate) enum StopOutcome {
     Aborted,
     /// A plain task on a runtime leak-check built: dropped when that runtime shuts down.
     DroppedWithRuntime,
+    /// Aborted, but not dropped by the end of cleanup: nothing has run it since (its runtime or
+    /// `LocalSet` is blocked, or nobody drives it any more), and it is dropped if something
+    /// does.
+    AbortedNotRun,
     /// Nothing can stop it.
     CannotStop(Unstoppable),
 }
@@ -114,6 +120,7 @@ impl Straggler {
             stop: StopOutcome::likely(record.kind, activity.state),
             late: record.is_late(),
             respawns: record.origin.respawns,
+            unpolled_since_body: activity.unpolled_since_mark,
         }
     }
 
@@ -230,6 +237,7 @@ impl LeakReport {
         let count =
             |outcome: StopOutcome| self.stragglers.iter().filter(|s| s.stop == outcome).count();
         let aborted = count(StopOutcome::Aborted);
+        let not_run = count(StopOutcome::AbortedNotRun);
         let dropped = count(StopOutcome::DroppedWithRuntime) + self.untracked;
         let mut unstoppable: Vec<(Unstoppable, usize)> = [
             Unstoppable::InPoll,
@@ -245,8 +253,31 @@ impl LeakReport {
         let mut parts = Vec::new();
         if aborted > 0 {
             parts.push(format!("leak-check aborted {}", plural(aborted, "task")));
-        } else {
+        } else if not_run == 0 {
             parts.push("leak-check aborted none of them".to_owned());
+        }
+        if not_run > 0 {
+            let (them, they_are) = if not_run == 1 {
+                ("it", "it is")
+            } else {
+                ("them", "they are")
+            };
+            let aborted_them = if aborted > 0 {
+                format!(
+                    "{not_run} more {}",
+                    if not_run == 1 {
+                        "was aborted"
+                    } else {
+                        "were aborted"
+                    }
+                )
+            } else {
+                format!("leak-check aborted {}", plural(not_run, "task"))
+            };
+            parts.push(format!(
+                "{aborted_them}, but nothing runs {them} any more, so {they_are} not dropped (a \
+                 runtime or LocalSet that is blocked, or no longer driven)"
+            ));
         }
         if dropped > 0 {
             parts.push(if dropped == 1 {
@@ -849,6 +880,7 @@ pub(super) mod tests {
             stop: StopOutcome::likely(TaskKind::Async, state),
             late: false,
             respawns: 0,
+            unpolled_since_body: false,
         }
     }
 

@@ -527,6 +527,7 @@ impl TaskRecord {
         let first = u32::from(!self.polled_at_mark.load(Ordering::Relaxed) && started > 0);
         SinceMark {
             in_poll,
+            started,
             // The hand-over poll is not counted (see `Tracked`): a poll that was not running
             // at the mark began after it too.
             poll_began_after_mark: in_poll
@@ -572,7 +573,10 @@ impl TaskRecord {
     pub(crate) fn activity(self: &Arc<Self>, now: Instant, held_by_caller: usize) -> Activity {
         let polls = self.polls.load(Ordering::Relaxed);
         let SinceMark {
-            in_poll, completed, ..
+            in_poll,
+            completed,
+            started,
+            ..
         } = self.since_mark();
         let idle_for = if in_poll {
             None
@@ -610,6 +614,7 @@ impl TaskRecord {
             age,
             idle_for,
             state,
+            unpolled_since_mark: started == 0 && !in_poll,
         }
     }
 }
@@ -627,6 +632,8 @@ impl Wake for TaskRecord {
 /// A task's polls since [`TaskRecord::mark`].
 struct SinceMark {
     in_poll: bool,
+    /// Counted polls that began since.
+    started: u32,
     poll_began_after_mark: bool,
     /// Polls that began and returned since, its first poll not counted.
     completed: u32,
@@ -659,6 +666,8 @@ pub(crate) struct Activity {
     pub(crate) age: Option<Duration>,
     pub(crate) idle_for: Option<Duration>,
     pub(crate) state: TaskState,
+    /// No poll began since the body ended (or since its spawn, if later).
+    pub(crate) unpolled_since_mark: bool,
 }
 
 #[cfg(test)]
