@@ -27,6 +27,10 @@ async fn leak_sleeper_in_paused_time() {
 fn a_sleeper_in_paused_time_is_reported() {
     let output = expect_failure("leak_sleeper_in_paused_time");
     assert_reports(&output, 1, &site_of("sleeper"));
+    assert!(
+        output.contains("the test's clock was paused: leak-check resumed it"),
+        "the report says its time was judged in real time:\n{output}"
+    );
 }
 
 #[leak_check(start_paused = true)]

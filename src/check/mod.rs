@@ -209,7 +209,7 @@ impl Check {
             record.mark();
         }
         // The verdict is judged in real time, whatever the test's clock was doing.
-        resume_paused_clock();
+        let clock_resumed = resume_paused_clock();
         let deadline = body_ended + self.grace;
         let hard_deadline = self.hard_deadline(deadline);
         let mut overloaded = overloaded_since(deadline);
@@ -247,6 +247,7 @@ impl Check {
         if report.is_empty() {
             return None;
         }
+        report.clock_resumed = clock_resumed;
         self.add_traces(&mut report).await;
         Some(report)
     }
@@ -565,6 +566,7 @@ impl Check {
             untracked_blocking: 0,
             background_spawns_untracked: false,
             body_panicked: false,
+            clock_resumed: false,
         }
     }
 
@@ -608,6 +610,7 @@ impl Check {
             untracked_blocking,
             background_spawns_untracked,
             body_panicked: false,
+            clock_resumed: false,
         }
     }
 }
@@ -648,20 +651,23 @@ fn can_be_waited_out(record: &TaskRecord) -> bool {
 /// a straggler sleeping an hour of paused time is still asleep at the deadline, and a task that
 /// needs a millisecond's sleep to end gets it. Only checks that wait pay for the look (a tenth of
 /// a millisecond), and only on a current-thread runtime, the only kind whose clock can pause.
-fn resume_paused_clock() {
+/// Returns whether the clock was paused.
+fn resume_paused_clock() -> bool {
     let Ok(handle) = Handle::try_current() else {
-        return;
+        return false;
     };
     if handle.runtime_flavor() != RuntimeFlavor::CurrentThread {
-        return;
+        return false;
     }
     // tokio gives no way to ask whether its clock is paused: a paused one does not move while
     // real time does.
     let before = tokio::time::Instant::now();
     std::thread::sleep(Duration::from_micros(100));
-    if tokio::time::Instant::now() == before {
+    let paused = tokio::time::Instant::now() == before;
+    if paused {
         tokio::time::resume();
     }
+    paused
 }
 
 #[cfg(test)]

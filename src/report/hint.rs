@@ -18,11 +18,14 @@ pub(super) fn hints(group: &Group<'_>, awaits: &[Await]) -> Vec<String> {
         && group.respawns() == 0
         && awaits.is_empty();
     if guessed && !dump::ENABLED {
-        hints.push(
+        hints.push(if cfg!(tokio_unstable) {
+            "to see what it awaits, run the tests with --features leak-check/taskdump (on Linux)"
+                .to_owned()
+        } else {
             "to see what it awaits, run the tests with RUSTFLAGS=\"--cfg tokio_unstable\" and \
              --features leak-check/taskdump (on Linux)"
-                .to_owned(),
-        );
+                .to_owned()
+        });
     }
     if let Some(dependency) = dependency {
         hints.push(dependency.hint());

@@ -184,6 +184,8 @@ pub(crate) struct LeakReport {
     pub(crate) background_spawns_untracked: bool,
     /// The body panicked (its message was printed when it did), rather than returned.
     pub(crate) body_panicked: bool,
+    /// The test's clock was paused, and the check resumed it to judge in real time.
+    pub(crate) clock_resumed: bool,
 }
 
 impl LeakReport {
@@ -473,6 +475,15 @@ impl Display for LeakReport {
                 "      hint: spawn it with leak_check::spawn_blocking to see its site; make the \
                  closure return before the test ends (pass it a stop flag, an AtomicBool or a \
                  channel, that it checks, and set it)"
+            )?;
+        }
+        if self.clock_resumed {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "  (the test's clock was paused: leak-check resumed it to judge in real time, so \
+                 a timer due later in paused time had only the grace period, in real time, to \
+                 fire)"
             )?;
         }
         if self.allowed > 0 {
@@ -906,6 +917,7 @@ pub(super) mod tests {
             untracked_blocking: 0,
             background_spawns_untracked: false,
             body_panicked: false,
+            clock_resumed: false,
         }
     }
 
