@@ -31,6 +31,12 @@ pub struct Unchecked {
 /// Finds the unchecked tests in one file's source. `path` is how the package names leak-check
 /// (`leak_check`, or its rename). An error when the source does not parse.
 pub fn unchecked(source: &str, path: &str) -> Result<Vec<Unchecked>, syn::Error> {
+    scan_file(source, path).map(|(tests, _)| tests)
+}
+
+/// The unchecked tests in one file's source, and apart from them those that use tokio's
+/// `flavor = "local"`, which `#[leak_check]` refuses (it builds no `LocalRuntime`).
+fn scan_file(source: &str, path: &str) -> Result<(Vec<Unchecked>, Vec<Unchecked>), syn::Error> {
     let file = syn::parse_file(source)?;
     let mut finder = Finder {
         source,
@@ -38,9 +44,10 @@ pub fn unchecked(source: &str, path: &str) -> Result<Vec<Unchecked>, syn::Error>
         path,
         modules: Vec::new(),
         found: Vec::new(),
+        local_flavor: Vec::new(),
     };
     finder.visit_file(&file);
-    Ok(finder.found)
+    Ok((finder.found, finder.local_flavor))
 }
 
 /// `source` with one line inserted before each test's attribute line, indented like it.
@@ -86,6 +93,8 @@ struct Finder<'a> {
     /// The inline modules around the current item, each with whether an attribute checks it.
     modules: Vec<(String, bool)>,
     found: Vec<Unchecked>,
+    /// Unchecked tests on tokio's `LocalRuntime` (`flavor = "local"`), left as they are.
+    local_flavor: Vec<Unchecked>,
 }
 
 impl<'ast> Visit<'ast> for Finder<'_> {
@@ -120,11 +129,17 @@ impl Finder<'_> {
         };
         let mut name: Vec<String> = self.modules.iter().map(|(m, _)| m.clone()).collect();
         name.push(function.sig.ident.to_string());
-        self.found.push(Unchecked {
+        let test = Unchecked {
             line: attr.pound_token.span.start().line,
             name: name.join("::"),
             attribute,
-        });
+        };
+        let tokens = quote::ToTokens::to_token_stream(attr).to_string();
+        if tokens.replace(' ', "").contains("flavor=\"local\"") {
+            self.local_flavor.push(test);
+        } else {
+            self.found.push(test);
+        }
     }
 
     /// `#[tokio::test]` (with any arguments) as `(attr, None)`, or `#[cfg_attr(pred, ...,
@@ -264,9 +279,18 @@ pub fn scan(metadata: &Metadata) -> Found {
                     found.skipped.push(format!("{shown}: not UTF-8"));
                     continue;
                 };
-                match unchecked(&source, &path) {
-                    Ok(tests) if tests.is_empty() => {}
-                    Ok(tests) => {
+                match scan_file(&source, &path) {
+                    Ok((tests, local_flavor)) => {
+                        found.skipped.extend(local_flavor.iter().map(|test| {
+                            format!(
+                                "{shown}:{}: `{}` runs on tokio's `flavor = \"local\"`, which \
+                                 leak-check does not support (left unchecked)",
+                                test.line, test.name
+                            )
+                        }));
+                        if tests.is_empty() {
+                            continue;
+                        }
                         package_has_tests = true;
                         found.files.push(FileTests {
                             path: file,
@@ -316,6 +340,26 @@ mod tests {
 
     fn annotate(source: &str) -> String {
         insert(source, &unchecked(source, "leak_check").unwrap())
+    }
+
+    /// `#[leak_check]` refuses tokio's `LocalRuntime`: such a test is left as it is, and named.
+    #[test]
+    fn a_test_on_the_local_flavor_is_left_alone() {
+        let source = "\
+#[tokio::test(flavor = \"local\")]
+async fn local() {}
+
+#[cfg_attr(not(miri), tokio::test(flavor = \"local\"))]
+async fn local_unless_miri() {}
+
+#[tokio::test]
+async fn current() {}
+";
+        let (tests, local) = scan_file(source, "leak_check").unwrap();
+        let names = |tests: &[Unchecked]| tests.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&tests), ["current"]);
+        assert_eq!(names(&local), ["local", "local_unless_miri"]);
+        assert!(!annotate(source).contains("leak_check]\n#[tokio::test(flavor"));
     }
 
     #[test]

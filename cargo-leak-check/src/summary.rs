@@ -223,13 +223,18 @@ impl Summary {
     }
 
     fn totals(&self) -> String {
-        let mut parts = vec![format!(
-            "{} (one test at one site) in {}, {} at {}",
-            plural(self.entries.len(), "leak"),
-            plural(self.leaking_tests, "test"),
-            plural_u64(self.tasks, "task"),
-            plural(self.sites.len(), "site"),
-        )];
+        // A leak is one test leaking at one site; with none, there is nothing to count.
+        let mut parts = vec![if self.entries.is_empty() {
+            "no leaks".to_owned()
+        } else {
+            format!(
+                "{} (one test at one site) in {}, {} at {}",
+                plural(self.entries.len(), "leak"),
+                plural(self.leaking_tests, "test"),
+                plural_u64(self.tasks, "task"),
+                plural(self.sites.len(), "site"),
+            )
+        }];
         if self.baseline.is_some() {
             parts.push(format!("{} new, {} known", self.new, self.known));
             parts.push(format!("{} fixed", self.fixed.len()));
@@ -717,5 +722,17 @@ test result: FAILED. 0 passed; 4 failed; 0 ignored; 0 measured; 0 filtered out; 
         assert!(summary
             .entries
             .contains(&Entry::untracked("t::closures", UNTRACKED_BLOCKING)));
+    }
+
+    /// With no leak, the totals count none, without the leak unit's definition.
+    #[test]
+    fn totals_of_a_clean_run_say_no_leaks() {
+        let mut sources = Sources::new(std::path::PathBuf::from("/nowhere"));
+        let summary = Summary::build(&[], None, None, &mut sources);
+        assert!(
+            summary.totals().starts_with("no leaks"),
+            "{}",
+            summary.totals()
+        );
     }
 }
