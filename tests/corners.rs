@@ -106,15 +106,24 @@ struct SlowDrop;
 
 impl Drop for SlowDrop {
     fn drop(&mut self) {
-        std::thread::sleep(Duration::from_millis(30));
+        std::thread::sleep(Duration::from_millis(40));
     }
 }
 
-#[leak_check(flavor = "multi_thread", worker_threads = 2, grace_ms = 10)]
+// It ends 30 ms into the grace period of 50 (woken by a thread, not a timer of the runtime), and
+// tokio counts it until 70 ms: the plain count read within 50 ms of its end is not believed.
+#[leak_check(flavor = "multi_thread", worker_threads = 2, grace_ms = 50)]
 async fn a_task_that_ended_is_no_plain_task_while_tokio_still_counts_it() {
-    leak_check::spawn(async {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    let (wake, woken) = tokio::sync::oneshot::channel::<()>();
+    leak_check::spawn(async move {
+        let _ = woken.await;
         SlowDrop
+    });
+    // Polled once before the body ends, so it has its grace period from the body's end.
+    tokio::task::yield_now().await;
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        let _ = wake.send(());
     });
 }
 
@@ -210,11 +219,14 @@ fn a_task_nothing_runs_is_named_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "leaks on purpose; run by a_task_in_block_in_place_is_one_straggler"]
 async fn leak_inside_block_in_place() {
+    let (started, in_place) = tokio::sync::oneshot::channel();
     // site(in_place): leak_check::spawn
-    leak_check::spawn(async {
+    leak_check::spawn(async move {
+        let _ = started.send(());
         tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(400)));
     });
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Its poll began before the body ended: it is stuck, not merely descheduled.
+    in_place.await.unwrap();
 }
 
 #[test]
@@ -223,6 +235,34 @@ fn a_task_in_block_in_place_is_one_straggler() {
     assert!(output.contains("leaked 1 task "), "{output}");
     assert_reports(&output, 1, &site_of("in_place"));
     assert!(!output.contains("blocking closure"), "{output}");
+}
+
+// A straggler whose `Drop` outlasts cleanup's wait is being dropped: aborted, not "not run".
+struct SlowToDrop;
+
+impl Drop for SlowToDrop {
+    fn drop(&mut self) {
+        std::thread::sleep(Duration::from_millis(1200));
+    }
+}
+
+#[leak_check]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "leaks on purpose; run by a_straggler_slow_to_drop_was_aborted"]
+async fn leak_slow_to_drop() {
+    let guard = SlowToDrop;
+    // site(slow_to_drop): leak_check::spawn
+    leak_check::spawn(async move {
+        let _guard = guard;
+        std::future::pending::<()>().await
+    });
+}
+
+#[test]
+fn a_straggler_slow_to_drop_was_aborted() {
+    let output = expect_failure("leak_slow_to_drop");
+    assert_reports(&output, 1, &site_of("slow_to_drop"));
+    assert!(output.contains("leak-check aborted 1 task."), "{output}");
 }
 
 // A body that panics and leaks: its panic message once, then the report, and the test fails with

@@ -7,6 +7,7 @@ pub(crate) mod dump;
 pub(crate) mod hooks;
 pub(crate) mod wait;
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -122,20 +123,18 @@ impl Check {
     ///
     /// tokio counts busy blocking threads, not who started their closures: while background or
     /// allowed work of the check is alive (which may be doing blocking I/O through tokio, as
-    /// `tokio::fs` and DNS lookups do), or a task of the check is inside a poll (which may be
-    /// inside `block_in_place`, whose worker's place a blocking thread takes), the count cannot
-    /// be held against the test.
+    /// `tokio::fs` and DNS lookups do), the count cannot be held against the test. A task of the
+    /// check inside a poll may be inside `block_in_place`, whose worker's place a blocking thread
+    /// takes: one busy thread less is counted for each.
     #[cfg(tokio_unstable)]
     fn untracked_blocking(&self, live: &[Arc<TaskRecord>]) -> usize {
         let Some(count) = &self.runtime else {
             return 0;
         };
         if self.allow.untracked
-            || live.iter().any(|record| {
-                record.background
-                    || self.is_allowed(record)
-                    || (record.kind != TaskKind::Blocking && record.in_poll())
-            })
+            || live
+                .iter()
+                .any(|record| record.background || self.is_allowed(record))
         {
             return 0;
         }
@@ -146,7 +145,9 @@ impl Check {
         let tracked_here = live
             .iter()
             .filter(|record| {
-                record.closure_running() && record.bound.is(&count.handle, count.token)
+                (record.closure_running()
+                    || (record.kind != TaskKind::Blocking && record.in_poll()))
+                    && record.bound.is(&count.handle, count.token)
             })
             .count();
         busy.saturating_sub(tracked_here)
@@ -213,28 +214,33 @@ impl Check {
         let deadline = body_ended + self.grace;
         let hard_deadline = self.hard_deadline(deadline);
         let mut overloaded = overloaded_since(deadline);
-        let mut plain_count_may_lag = self.plain_count_may_lag();
-        let mut draining = self.draining();
-        // Each asked every time, so that each keeps up.
-        let may_extend = move || {
+        // Watched at every look, not only once the deadline has passed.
+        let progress = Progress::new(&self.core);
+        let may_extend = || {
             let now = Instant::now();
+            progress.observe(&self.core, now);
+            // Asked every time, so that the overload clock keeps up.
             let late = overloaded();
-            let lagging = plain_count_may_lag(now);
-            let drains = draining(now);
+            if now >= hard_deadline {
+                // Past it, only tasks that keep ending are waited for.
+                return progress.draining(now);
+            }
             // A task that may still end, given a thread: the extra time is for it.
             let ending = || {
-                self.core
-                    .snapshot()
-                    .iter()
-                    .any(|record| self.is_reportable(record) && record.may_end_soon(now, PATIENCE))
+                self.core.snapshot().iter().any(|record| {
+                    self.is_reportable(record) && record.may_end_soon(now, PATIENCE, self.grace)
+                })
             };
-            (now < hard_deadline && (late || lagging || ending())) || drains
+            late || self.plain_count_may_lag(&progress, now) || ending()
         };
         let own_at_most = (!self.allow.may_allow_some()).then_some(0);
         let settled = self
             .until(
                 own_at_most,
-                || self.is_clean(),
+                || {
+                    progress.observe(&self.core, Instant::now());
+                    self.is_clean()
+                },
                 may_extend,
                 deadline,
                 self.drain_deadline(deadline),
@@ -368,8 +374,11 @@ impl Check {
                     StopOutcome::CannotStop(Unstoppable::BlockingClosure)
                 }
                 Some(record) if record.in_poll() => StopOutcome::CannotStop(Unstoppable::InPoll),
-                // Cleanup waited for its drop in vain: nothing runs it.
-                Some(record) if waited_in_vain.contains(&record.id) => StopOutcome::AbortedNotRun,
+                // Cleanup waited for its drop in vain, and no thread has begun it: nothing runs
+                // it. (One whose `Drop` is slow is being dropped.)
+                Some(record) if waited_in_vain.contains(&record.id) && !record.dropping() => {
+                    StopOutcome::AbortedNotRun
+                }
                 // Aborted, and not dropped yet: tokio drops it when its runtime next runs it.
                 Some(_) => StopOutcome::Aborted,
             };
@@ -440,7 +449,7 @@ impl Check {
             let now = Instant::now();
             alive()
                 .iter()
-                .any(|record| record.may_end_soon(now, PATIENCE))
+                .any(|record| record.may_end_soon(now, PATIENCE, self.grace))
         };
         // Both asked each time, so that the overload clock keeps up.
         let may_extend = move || {
@@ -479,38 +488,16 @@ impl Check {
     /// may still include a task of the check that has ended ([`PLAIN_COUNT_LAG`]), while that
     /// count says a plain task is alive. A current-thread runtime's count never lags the check,
     /// which runs on the same thread between tasks.
-    fn plain_count_may_lag(&self) -> impl FnMut(Instant) -> bool + '_ {
-        let mut live_before = self.core.all_live();
-        let mut changed_at: Option<Instant> = None;
-        move |now| {
-            let Some(count) = &self.runtime else {
-                return false;
-            };
-            let live = self.core.all_live();
-            if live != live_before {
-                live_before = live;
-                changed_at = Some(now);
-            }
-            count.handle.runtime_flavor() != RuntimeFlavor::CurrentThread
-                && changed_at.is_some_and(|at| now.saturating_duration_since(at) < PLAIN_COUNT_LAG)
-                && self.untracked(&self.core.snapshot()) > 0
-        }
-    }
-
-    /// For the verdict's `may_extend`: whether the check's own tasks are still ending, their
-    /// count having reached a new low within the last [`DRAIN_WINDOW`]. A count that only goes
-    /// up and down (a loop that spawns short tasks) reaches no new low.
-    fn draining(&self) -> impl FnMut(Instant) -> bool + '_ {
-        let mut lowest = self.core.own_live();
-        let mut lowered_at: Option<Instant> = None;
-        move |now| {
-            let own = self.core.own_live();
-            if own < lowest {
-                lowest = own;
-                lowered_at = Some(now);
-            }
-            lowered_at.is_some_and(|at| now.saturating_duration_since(at) < DRAIN_WINDOW)
-        }
+    fn plain_count_may_lag(&self, progress: &Progress, now: Instant) -> bool {
+        let Some(count) = &self.runtime else {
+            return false;
+        };
+        count.handle.runtime_flavor() != RuntimeFlavor::CurrentThread
+            && progress
+                .ended_at
+                .get()
+                .is_some_and(|at| now.saturating_duration_since(at) < PLAIN_COUNT_LAG)
+            && self.untracked(&self.core.snapshot()) > 0
     }
 
     /// Each straggler's async backtrace, where task dumps are available.
@@ -612,6 +599,49 @@ impl Check {
             body_panicked: false,
             clock_resumed: false,
         }
+    }
+}
+
+/// How the check's tasks have been ending while the verdict waits, watched at each look.
+struct Progress {
+    /// The check's count of ended tasks when last looked at, and when it last changed.
+    ended: Cell<u64>,
+    ended_at: Cell<Option<Instant>>,
+    /// The fewest own tasks seen alive, and when that last went down.
+    lowest_own: Cell<usize>,
+    lowered_at: Cell<Option<Instant>>,
+}
+
+impl Progress {
+    fn new(core: &CheckCore) -> Self {
+        Progress {
+            ended: Cell::new(core.ended()),
+            ended_at: Cell::new(None),
+            lowest_own: Cell::new(core.own_live()),
+            lowered_at: Cell::new(None),
+        }
+    }
+
+    fn observe(&self, core: &CheckCore, now: Instant) {
+        let ended = core.ended();
+        if ended != self.ended.get() {
+            self.ended.set(ended);
+            self.ended_at.set(Some(now));
+        }
+        let own = core.own_live();
+        if own < self.lowest_own.get() {
+            self.lowest_own.set(own);
+            self.lowered_at.set(Some(now));
+        }
+    }
+
+    /// Whether own tasks are still ending: their count reached a new low within the last
+    /// [`DRAIN_WINDOW`]. A count that only goes up and down (a loop that spawns short tasks)
+    /// reaches no new low.
+    fn draining(&self, now: Instant) -> bool {
+        self.lowered_at
+            .get()
+            .is_some_and(|at| now.saturating_duration_since(at) < DRAIN_WINDOW)
     }
 }
 

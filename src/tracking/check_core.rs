@@ -28,6 +28,8 @@ struct Tasks {
     live: Slab,
     /// Of `live`: tasks that are not background work.
     own: usize,
+    /// Tasks that have ended, ever.
+    ended: u64,
     phase: Phase,
     waiter: Option<Waiter>,
     /// Records of ended tasks that nothing else held, emptied, for the next spawns to reuse.
@@ -51,6 +53,7 @@ impl CheckCore {
             tasks: Mutex::new(Tasks {
                 live: Slab::default(),
                 own: 0,
+                ended: 0,
                 phase: Phase::Open,
                 waiter: None,
                 spare: Vec::new(),
@@ -117,6 +120,7 @@ impl CheckCore {
         let (waker, _record) = {
             let mut tasks = self.tasks.lock();
             let record = tasks.live.remove(record.slot());
+            tasks.ended += 1;
             if !record.background {
                 tasks.own -= 1;
             }
@@ -146,7 +150,13 @@ impl CheckCore {
         self.tasks.lock().spare.len()
     }
 
+    /// How many of its tasks have ended so far.
+    pub(crate) fn ended(&self) -> u64 {
+        self.tasks.lock().ended
+    }
+
     /// Live tasks, background work included.
+    #[cfg(all(test, leak_check_loom))]
     pub(crate) fn all_live(&self) -> usize {
         self.tasks.lock().live.len()
     }
@@ -215,6 +225,7 @@ impl Slab {
         record
     }
 
+    #[cfg(all(test, leak_check_loom))]
     fn len(&self) -> usize {
         self.slots.len() - self.free.len()
     }

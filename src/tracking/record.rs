@@ -243,6 +243,10 @@ pub(crate) struct TaskRecord {
     /// Set once its future has returned `Ready`: it is ending, and only waits for tokio to drop
     /// it.
     finished: AtomicBool,
+    /// Set when its unfinished future (or unrun closure) starts to be dropped: a thread runs it.
+    dropping: AtomicBool,
+    /// Whether the hand-over poll had happened at the mark (see [`TaskRecord::mark`]).
+    handed_at_mark: AtomicBool,
     /// Set by a wake, cleared when a poll starts. A new task starts scheduled.
     woken: AtomicBool,
     /// When the last poll returned `Pending`, in nanoseconds since `EPOCH` (0: never).
@@ -291,6 +295,8 @@ impl TaskRecord {
             in_poll_at_mark: AtomicBool::new(false),
             in_poll: AtomicBool::new(false),
             finished: AtomicBool::new(false),
+            dropping: AtomicBool::new(false),
+            handed_at_mark: AtomicBool::new(false),
             woken: AtomicBool::new(true),
             last_pending: AtomicU64::new(0),
             task_waker: OnceLock::new(),
@@ -507,6 +513,19 @@ impl TaskRecord {
         self.polled_at_mark.store(self.polled(), Ordering::Relaxed);
         self.in_poll_at_mark
             .store(self.in_poll(), Ordering::Relaxed);
+        self.handed_at_mark
+            .store(self.waker_handed.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Its unfinished future (or unrun closure) is being dropped, on the thread that calls this.
+    pub(crate) fn dropping_started(&self) {
+        self.dropping.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a thread has started to drop its unfinished future (or unrun closure): slow as
+    /// that drop may be, something runs it.
+    pub(crate) fn dropping(&self) -> bool {
+        self.dropping.load(Ordering::Relaxed)
     }
 
     /// The future returned `Ready`: the task ends as soon as tokio drops it.
@@ -525,13 +544,15 @@ impl TaskRecord {
         // count the others that returned.
         let running = u32::from(in_poll && started > 0);
         let first = u32::from(!self.polled_at_mark.load(Ordering::Relaxed) && started > 0);
+        // The hand-over poll is not counted (see `Tracked`), but is a poll all the same.
+        let handed_over = self.waker_handed.load(Ordering::Relaxed)
+            && !self.handed_at_mark.load(Ordering::Relaxed);
         SinceMark {
             in_poll,
-            started,
-            // The hand-over poll is not counted (see `Tracked`): a poll that was not running
-            // at the mark began after it too.
+            any_began: started > 0 || handed_over,
+            // A poll that was not running at the mark began after it too.
             poll_began_after_mark: in_poll
-                && (started > 0 || !self.in_poll_at_mark.load(Ordering::Relaxed)),
+                && (started > 0 || handed_over || !self.in_poll_at_mark.load(Ordering::Relaxed)),
             completed: started.saturating_sub(running).saturating_sub(first),
         }
     }
@@ -548,9 +569,10 @@ impl TaskRecord {
     /// No evidence of a leak yet, only of a thread it waits for: a blocking closure not started;
     /// a task that returned `Ready` and waits to be dropped; one inside a poll that began after
     /// the mark, unless it keeps coming back (a thread taken from it mid-poll looks the same);
-    /// one woken (or never polled) and not polled since, unless it keeps waking itself (a loop)
-    /// and was last polled less than `patience` ago.
-    pub(crate) fn may_end_soon(&self, now: Instant, patience: Duration) -> bool {
+    /// one first polled after the mark, less than `grace` ago (it gets the grace period from
+    /// its start); one woken (or never polled) and not polled since, unless it keeps waking
+    /// itself (a loop) and was last polled less than `patience` ago.
+    pub(crate) fn may_end_soon(&self, now: Instant, patience: Duration, grace: Duration) -> bool {
         if self.kind == TaskKind::Blocking {
             return !self.closure_running();
         }
@@ -560,6 +582,13 @@ impl TaskRecord {
         let since = self.since_mark();
         if since.in_poll {
             return since.poll_began_after_mark && since.completed <= 1;
+        }
+        // First polled after the mark: the grace period counts from its first `Pending`.
+        if !self.polled_at_mark.load(Ordering::Relaxed)
+            && at_nanos(self.started.load(Ordering::Relaxed))
+                .is_some_and(|at| now.saturating_duration_since(at) < grace)
+        {
+            return true;
         }
         self.woken.load(Ordering::SeqCst)
             && (since.completed <= 1
@@ -575,7 +604,7 @@ impl TaskRecord {
         let SinceMark {
             in_poll,
             completed,
-            started,
+            any_began,
             ..
         } = self.since_mark();
         let idle_for = if in_poll {
@@ -614,7 +643,8 @@ impl TaskRecord {
             age,
             idle_for,
             state,
-            unpolled_since_mark: started == 0 && !in_poll,
+            // A blocking closure counts no polls: one not started waits for a blocking thread.
+            unpolled_since_mark: self.kind != TaskKind::Blocking && !any_began && !in_poll,
         }
     }
 }
@@ -632,8 +662,8 @@ impl Wake for TaskRecord {
 /// A task's polls since [`TaskRecord::mark`].
 struct SinceMark {
     in_poll: bool,
-    /// Counted polls that began since.
-    started: u32,
+    /// Whether any poll began since, the hand-over poll included.
+    any_began: bool,
     poll_began_after_mark: bool,
     /// Polls that began and returned since, its first poll not counted.
     completed: u32,
@@ -702,7 +732,7 @@ mod tests {
     }
 
     fn may_end_soon(record: &TaskRecord) -> bool {
-        record.may_end_soon(Instant::now(), PATIENCE)
+        record.may_end_soon(Instant::now(), PATIENCE, Duration::ZERO)
     }
 
     #[test]
@@ -743,6 +773,32 @@ mod tests {
         );
     }
 
+    /// A task that first ran after the body ended gets the grace period from then.
+    #[test]
+    fn a_task_first_polled_after_the_mark_gets_the_grace_period_from_then() {
+        let grace = Duration::from_millis(100);
+        let late_starter = record();
+        late_starter.mark();
+        late_starter.poll_started(true);
+        late_starter.poll_ended(true, Waker::noop());
+        // Not woken any more: its hand-over poll returned `Pending` too.
+        late_starter.poll_started(false);
+        late_starter.poll_ended(true, Waker::noop());
+        let now = Instant::now();
+        assert!(late_starter.may_end_soon(now, PATIENCE, grace));
+        assert!(!late_starter.may_end_soon(now + grace, PATIENCE, grace));
+
+        let early_starter = record();
+        poll_pending(&early_starter);
+        early_starter.poll_started(false);
+        early_starter.poll_ended(true, Waker::noop());
+        early_starter.mark();
+        assert!(
+            !early_starter.may_end_soon(Instant::now(), PATIENCE, grace),
+            "polled before the mark: its grace period began with the body's end"
+        );
+    }
+
     #[test]
     fn a_task_woken_soon_after_its_last_poll_may_end_soon_unless_it_loops() {
         let woken = record();
@@ -753,16 +809,17 @@ mod tests {
 
         let looping = record();
         looping.mark();
+        let now = Instant::now();
         for _ in 0..4 {
             poll_pending(&looping);
             looping.wake_task();
         }
         assert!(
-            !may_end_soon(&looping),
+            !looping.may_end_soon(now, PATIENCE, Duration::ZERO),
             "it keeps waking itself, and was polled just now"
         );
         assert!(
-            looping.may_end_soon(Instant::now() + PATIENCE * 2, PATIENCE),
+            looping.may_end_soon(Instant::now() + PATIENCE * 2, PATIENCE, Duration::ZERO),
             "a loop not polled for longer than the patience waits for a thread"
         );
     }

@@ -80,6 +80,7 @@ pin_project_lite::pin_project! {
 /// Drops the user's future, if it is still there, with its task as the current owner.
 fn drop_as_owner<F>(mut inner: Pin<&mut Option<F>>, registration: &Registration) {
     if let (true, Some(record)) = (inner.is_some(), registration.record()) {
+        record.dropping_started();
         let _owner = enter(Owner::Task(record.clone()));
         inner.set(None);
     }
@@ -187,6 +188,7 @@ impl<F: FnOnce() -> R, R> Blocking<F> {
 impl<F> Drop for Blocking<F> {
     fn drop(&mut self) {
         if let (Some(f), Some(record)) = (self.f.take(), self.registration.record()) {
+            record.dropping_started();
             let _owner = enter(Owner::Task(record.clone()));
             drop(f);
         }

@@ -3,7 +3,8 @@ use std::sync::LazyLock;
 use leak_check::leak_check;
 use tokio::runtime::Runtime;
 
-// a. Above #[tokio::test], with any of its arguments.
+// a. Above #[tokio::test], with any of its arguments (but `flavor = "local"`: leak-check
+//    builds no LocalRuntime, and says so at compile time).
 #[leak_check]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a() {}
