@@ -28,14 +28,10 @@ pub struct Unchecked {
     pub attribute: String,
 }
 
-/// Finds the unchecked tests in one file's source. `path` is how the package names leak-check
-/// (`leak_check`, or its rename). An error when the source does not parse.
-pub fn unchecked(source: &str, path: &str) -> Result<Vec<Unchecked>, syn::Error> {
-    scan_file(source, path).map(|(tests, _)| tests)
-}
-
 /// The unchecked tests in one file's source, and apart from them those that use tokio's
-/// `flavor = "local"`, which `#[leak_check]` refuses (it builds no `LocalRuntime`).
+/// `flavor = "local"`, which `#[leak_check]` refuses (it builds no `LocalRuntime`). `path` is
+/// how the package names leak-check (`leak_check`, or its rename). An error when the source
+/// does not parse.
 fn scan_file(source: &str, path: &str) -> Result<(Vec<Unchecked>, Vec<Unchecked>), syn::Error> {
     let file = syn::parse_file(source)?;
     let mut finder = Finder {
@@ -337,6 +333,11 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tests of `source` to annotate.
+    fn unchecked(source: &str, path: &str) -> Result<Vec<Unchecked>, syn::Error> {
+        scan_file(source, path).map(|(tests, _)| tests)
+    }
 
     fn annotate(source: &str) -> String {
         insert(source, &unchecked(source, "leak_check").unwrap())
