@@ -28,7 +28,7 @@ const DROP_TIMEOUT: Duration = Duration::from_secs(1);
 /// A woken task not polled for this long at the deadline is waiting for a thread, and the
 /// deadline moves on by this much, up to the hard deadline.
 const PATIENCE: Duration = Duration::from_millis(10);
-/// After the live tasks changed (one ended), how long tokio's count of a multi-thread runtime's
+/// After one of the check's tasks ended, how long tokio's count of a multi-thread runtime's
 /// tasks may still include it: tokio takes a task out of its count just after dropping its
 /// future, on the same thread, which a busy machine can take off its core in between.
 const PLAIN_COUNT_LAG: Duration = Duration::from_millis(50);

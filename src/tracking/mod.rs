@@ -20,15 +20,15 @@
 //! | what | written by | when |
 //! | --- | --- | --- |
 //! | the live set, the own count | the spawning thread (`register`) | before the task can run, while its spawner is current (so still in the set) |
-//! | | the thread that drops the task's future or closure (`end`) | after that drop, so whatever its `Drop` spawned is in the set first |
+//! | | the thread that drops the task's future or closure (`end`), which also counts the end | after that drop, so whatever its `Drop` spawned is in the set first |
 //! | the phase | the check (`enter`) | once the verdict is in (`Stopping`), once cleanup is done (`Closed`) |
 //! | the waiter | the check (`wake_when`) before it looks at the set; read by `end`, which wakes it outside the lock | |
 //! | the spare records | `end`, once the task has left the set, if `Arc::get_mut` shows nothing else holds its record (emptied first, outside the lock); taken by `register` | dropped when the check closes |
 //! | a record's late mark | `register`, under the check's lock | a task spawned once the phase is past `Open` |
 //! | a record's stop mark | a stop (`request_stop`, `abort`), or `register` once `Closed` | read at each poll of an async task and before a blocking closure runs, which then drop the future or closure instead |
 //! | a record's abort state (own lock) | the check (`abort`), or `register` once `Closed`; the handle by the spawner once tokio gives it | whichever of request and handle comes second aborts |
-//! | a record's activity (polled, polls, woken, in poll, finished, times) | the thread polling the task; `woken` also by any waker | read by the report, and by the check to extend its deadline |
-//! | a record's mark (polls, polled, in poll, as the body ended) | the check (`mark`) | read by the check alone, to tell what the task did since |
+//! | a record's activity (polled, polls, woken, in poll, finished, times) | the thread polling the task; `woken` also by any waker; `dropping` by the thread that drops an unfinished future or closure | read by the report, and by the check to extend its deadline and to say what cleanup did |
+//! | a record's mark (polls, polled, in poll, hand-over, as the body ended) | the check (`mark`) | read by the check alone, to tell what the task did since |
 //!
 //! Orderings that pair: the check's lock orders every change of the set and the phase (the lock's
 //! release and acquire). A record's abort request and its handle are ordered by the record's own
